@@ -1,0 +1,143 @@
+"""Settings: pydantic-settings with the `OBJECTSTORE_` env prefix and `.env` support.
+
+Every field is documented in `.env.example`. Validation happens at construction, so a
+bad value fails early with the field's name; inputs are hidden from validation messages
+so a mistyped secret is never echoed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .keys import ORGANIZATION_ID_PATTERN, normalize_prefix
+
+__all__ = ["Mode", "ObjectStoreSettings", "StoragePermissions"]
+
+Mode = Literal["backtest", "live", "research"]
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+MiB = 1024 * 1024
+
+
+class StoragePermissions(BaseModel):
+    """What this user may do with the organization's Object Store (LEAN's controls)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    read: bool = True
+    write: bool = True
+    delete: bool = True
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "objectstore-s3"
+
+
+def _default_local_root() -> Path:
+    return Path.home() / ".local" / "share" / "objectstore-s3"
+
+
+class ObjectStoreSettings(BaseSettings):
+    """Where the Object Store lives and how it behaves; read from env / `.env` by default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OBJECTSTORE_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,
+        frozen=True,
+    )
+
+    # Where: endpoint, bucket, and the organization's place in it.
+    endpoint_url: str = Field(
+        "local", description="'local' (embedded SeaweedFS), 'aws', or an http(s) URL"
+    )
+    bucket: str = "objectstore"
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    prefix: str = ""
+    organization_id: str = "default"
+    project_id: int | str = 0
+
+    # Node-local state.
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    cache_size_limit: int = Field(1024 * MiB, ge=0)
+    cache_revalidate: bool = False
+    cache_max_age_seconds: float | None = Field(None, ge=0)
+    local_root: Path = Field(default_factory=_default_local_root)
+
+    # Quotas and permissions.
+    storage_limit_bytes: int = Field(10737418240, ge=0)
+    storage_file_count: int = Field(10000, ge=0)
+    permissions: StoragePermissions = Field(default_factory=StoragePermissions)
+
+    # Behaviour.
+    persistence_interval_seconds: float = Field(0.0, ge=0)
+    mode: Mode = "backtest"
+
+    # Network: bounded so that an unreachable endpoint fails in seconds.
+    connect_timeout_seconds: float = Field(3.0, gt=0)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(3, ge=1, le=20)
+
+    # Transfers (boto3's transfer manager) for get_file_path and large objects.
+    multipart_threshold_bytes: int = Field(16 * MiB, ge=5 * MiB)
+    multipart_chunksize_bytes: int = Field(16 * MiB, ge=5 * MiB)
+    max_concurrency: int = Field(8, ge=1, le=64)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("local", "aws") or re.match(r"^https?://[^\s/]+", value):
+            return value.rstrip("/")
+        raise ValueError(
+            "must be 'local', 'aws', or an http(s):// URL such as http://127.0.0.1:9000"
+        )
+
+    @field_validator("bucket")
+    @classmethod
+    def _check_bucket(cls, value: str) -> str:
+        if not _BUCKET_NAME.match(value) or _IP_ADDRESS.match(value) or ".." in value:
+            raise ValueError(
+                "must be a DNS-valid bucket name: 3-63 lowercase letters, digits, '-' or '.'"
+            )
+        return value
+
+    @field_validator("organization_id")
+    @classmethod
+    def _check_organization(cls, value: str) -> str:
+        if not re.match(ORGANIZATION_ID_PATTERN, value):
+            raise ValueError(
+                "must start with a letter or digit and hold only letters, digits, '_' and '-'"
+            )
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        return normalize_prefix(value)
+
+    @field_validator("project_id")
+    @classmethod
+    def _check_project(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_credentials(self) -> ObjectStoreSettings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError(
+                "access_key_id and secret_access_key go together: set both, or neither to use "
+                "boto3's credential chain (env, profile, instance role)"
+            )
+        return self

@@ -1,0 +1,501 @@
+"""`ObjectStore`: the organization's key-value store, composed of the other modules.
+
+Public methods validate (key, permission, value type) and then call one private
+primitive each: `_read`, `_write`, `_remove`, `_list`. The primitives compose the node
+cache, the bucket backend and the local files. PascalCase aliases follow LEAN's API, and
+`ReadJson[T](key)`-style generics pass `T` on as `type_`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from . import codecs
+from .backend import S3Backend
+from .cache import CacheEntry, NodeCache, namespace_of
+from .errors import (
+    KeyNotFoundError,
+    LocalFileConflictError,
+    ObjectDecodeError,
+    ObjectStoreError,
+    StoragePermissionError,
+)
+from .keys import KeySpace, normalize_key
+from .localfiles import LocalFiles
+from .server import resolve_endpoint
+from .settings import ObjectStoreSettings
+
+__all__ = ["KeyValuePair", "ObjectStore", "StorageUsage"]
+
+log = logging.getLogger("objectstore_s3")
+
+R = TypeVar("R")
+
+_PERMISSION_MESSAGES = {
+    "read": "The current user does not have permission to read from the organization Object "
+    "Store. Please contact your organization administrator to request permission.",
+    "write": "The current user does not have permission to write to the organization Object "
+    "Store. Please contact your organization administrator to request permission.",
+    "delete": "The current user does not have permission to delete objects from the "
+    "organization Object Store. Please contact your organization administrator to request "
+    "permission.",
+}
+
+
+class KeyValuePair(NamedTuple):
+    """One stored object during iteration; `.key/.value` and LEAN's `.Key/.Value`."""
+
+    key: str
+    value: bytes | None
+
+    @property
+    def Key(self) -> str:
+        return self.key
+
+    @property
+    def Value(self) -> bytes | None:
+        return self.value
+
+
+class StorageUsage(NamedTuple):
+    bytes: int
+    files: int
+    max_size: int
+    max_files: int
+
+
+class _Generic(Generic[R]):
+    """Makes `store.ReadJson[T](key)` call `read_json(key, type_=T)` (C#-style generics)."""
+
+    def __init__(self, method: Callable[..., R]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> _BoundGeneric[R]:
+        return _BoundGeneric(self._method, instance)
+
+
+class _BoundGeneric(Generic[R]):
+    def __init__(self, method: Callable[..., R], instance: Any) -> None:
+        self._method = method
+        self._instance = instance
+
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        return self._method(self._instance, *args, **kwargs)
+
+    def __getitem__(self, type_: Any) -> Callable[..., R]:
+        return functools.partial(self._method, self._instance, type_=type_)
+
+
+class ObjectStore:
+    """An organization-wide Object Store on an S3 bucket, with a node-local cache."""
+
+    def __init__(
+        self,
+        settings: ObjectStoreSettings | None = None,
+        *,
+        on_error: Callable[[ObjectStoreError], None] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else ObjectStoreSettings()
+        self.on_error = on_error
+        self._space = KeySpace(self.settings.prefix, self.settings.organization_id)
+        self._backend_instance: S3Backend | None = None
+        self._backend_lock = threading.Lock()
+        self._cache = NodeCache(
+            self.settings.cache_dir / "cache",
+            namespace_of(
+                self.settings.endpoint_url,
+                self.settings.bucket,
+                self.settings.prefix,
+                self.settings.organization_id,
+            ),
+            self.settings.cache_size_limit,
+        )
+        self._files = LocalFiles(self.settings.local_root / self.settings.organization_id)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"ObjectStore(endpoint={self.settings.endpoint_url!r}, "
+            f"bucket={self.settings.bucket!r}, organization_id={self.organization_id!r})"
+        )
+
+    # -- identity and limits -------------------------------------------------------------
+
+    @property
+    def organization_id(self) -> str:
+        return self.settings.organization_id
+
+    @property
+    def project_id(self) -> int | str:
+        return self.settings.project_id
+
+    @property
+    def max_size(self) -> int:
+        return self.settings.storage_limit_bytes
+
+    @property
+    def max_files(self) -> int:
+        return self.settings.storage_file_count
+
+    # -- saving --------------------------------------------------------------------------
+
+    def save(self, key: str, value: str | bytes | bytearray | memoryview | None = None) -> bool:
+        """Save text (UTF-8) or bytes; without a value, upload the file at get_file_path(key)."""
+        name = self._key(key)
+        if value is None:
+            self._require("write")
+            return self._sync_file(name, required=True)
+        if isinstance(value, str):
+            return self._save(name, value.encode("utf-8"))
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self._save(name, bytes(value))
+        raise TypeError(
+            f"save() takes str or bytes, not {type(value).__name__}; use save_json() for "
+            "objects or save_xml() for XML"
+        )
+
+    def save_string(self, key: str, text: str, encoding: str = "utf-8") -> bool:
+        name = self._key(key)
+        if not isinstance(text, str):
+            raise TypeError(f"save_string() takes str, not {type(text).__name__}")
+        return self._save(name, codecs.encode_text(text, encoding))
+
+    def save_bytes(self, key: str, data: bytes | bytearray | memoryview) -> bool:
+        name = self._key(key)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"save_bytes() takes bytes, bytearray or memoryview, not {type(data).__name__}"
+            )
+        return self._save(name, bytes(data))
+
+    def save_json(self, key: str, obj: Any, type_: Any = None) -> bool:
+        """JSON of dicts, lists, pydantic models, dataclasses, datetimes (validated if typed)."""
+        name = self._key(key)
+        return self._save(name, codecs.encode_json(obj, type_))
+
+    def save_xml(self, key: str, obj: Any, root: str = "root", type_: Any = None) -> bool:
+        """XML of an `Element`, or of a mapping written as `<root><k>v</k>...</root>`."""
+        name = self._key(key)
+        return self._save(name, codecs.encode_xml(obj, root))
+
+    def _save(self, key: str, data: bytes) -> bool:
+        self._require("write")
+        return self._write(key, data)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read(self, key: str, encoding: str = "utf-8") -> str | None:
+        return self.read_string(key, encoding)
+
+    def read_string(self, key: str, encoding: str = "utf-8") -> str | None:
+        name = self._key(key)
+        data = self._load(name)
+        return None if data is None else self._decode(name, codecs.decode_text, data, encoding)
+
+    def read_bytes(self, key: str) -> bytes | None:
+        return self._load(self._key(key))
+
+    def read_json(self, key: str, type_: Any = None) -> Any:
+        name = self._key(key)
+        data = self._load(name)
+        return None if data is None else self._decode(name, codecs.decode_json, data, type_)
+
+    def read_xml(self, key: str, type_: Any = None) -> Any:
+        name = self._key(key)
+        data = self._load(name)
+        return None if data is None else self._decode(name, codecs.decode_xml, data, type_)
+
+    def _load(self, key: str) -> bytes | None:
+        self._require("read")
+        return self._read(key)
+
+    @staticmethod
+    def _decode(key: str, decoder: Callable[..., R], data: bytes, *args: Any) -> R:
+        try:
+            return decoder(data, *args)
+        except ObjectDecodeError as exc:
+            raise ObjectDecodeError(f"Object Store key '{key}': {exc}") from exc
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def contains_key(self, key: str) -> bool:
+        name = self._key(key)
+        self._require("read")
+        return self._contains(name)
+
+    def delete(self, key: str) -> bool:
+        """Remove the object, its cache entry and its local file; KeyNotFoundError if absent."""
+        name = self._key(key)
+        self._require("delete")
+        self._remove(name)
+        return True
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key of the organization, sorted."""
+        self._require("read")
+        return self._list()
+
+    def __iter__(self) -> Iterator[KeyValuePair]:
+        """Each key once, sorted, from a snapshot: deleting while iterating is safe."""
+        self._require("read")
+        for key in self._list():
+            try:
+                value = self._read(key)
+            except KeyNotFoundError:
+                continue  # deleted since the snapshot (perhaps by this very loop)
+            yield KeyValuePair(key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return self.contains_key(key)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, key: str) -> bytes:
+        value = self.read_bytes(key)
+        if value is None:
+            raise KeyNotFoundError(key, f"The key '{key}' has a local file with no content yet.")
+        return value
+
+    # -- local files -----------------------------------------------------------------------
+
+    def get_file_path(self, key: str) -> str:
+        """A real local file for the key, holding the bucket's content if the key exists."""
+        name = self._key(key)
+        self._require("read")
+        self._require("write")
+        return str(self._materialize(name))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Upload local files that changed since they were last synced."""
+        for key in self._files.changed_keys():
+            self._sync_file(key, required=False)
+
+    def clear(self) -> None:
+        """Write pending work, then drop this store's node-cache entries."""
+        self.flush()
+        self._cache.clear()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._cache.close()
+
+    def __enter__(self) -> ObjectStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def create_bucket(self) -> None:
+        """Create the configured bucket if it does not exist."""
+        self._backend.create_bucket()
+
+    # -- primitives ------------------------------------------------------------------------
+
+    @property
+    def _backend(self) -> S3Backend:
+        # Created on first use, so constructing a store does no I/O.
+        with self._backend_lock:
+            if self._backend_instance is None:
+                backend = S3Backend(self.settings, resolve_endpoint(self.settings))
+                if self.settings.endpoint_url == "local":
+                    backend.create_bucket()  # the embedded server starts empty
+                self._backend_instance = backend
+            return self._backend_instance
+
+    def _read(self, key: str) -> bytes | None:
+        if self._files.is_registered(key) and self._files.is_changed(key):
+            return self._files.path_for(key).read_bytes()  # written here, not yet synced
+        entry = self._cache.get(key)
+        if entry is not None and not self._is_stale(entry):
+            return entry.body
+        try:
+            data = self._backend.get(
+                self._space.to_bucket(key), if_none_match=entry.etag if entry else None
+            )
+        except KeyNotFoundError as exc:
+            self._cache.delete(key)
+            if self._files.is_registered(key):
+                return None  # handed out by get_file_path, nothing written yet
+            raise KeyNotFoundError(key) from exc
+        if data is None:  # 304: the cached copy is current
+            assert entry is not None
+            if self.settings.cache_max_age_seconds is not None:
+                self._cache.put(key, entry.body, entry.etag)  # restart its age
+            return entry.body
+        self._cache.put(key, data.body, data.etag)
+        return data.body
+
+    def _is_stale(self, entry: CacheEntry) -> bool:
+        """Whether a cached entry must be revalidated with the bucket before use."""
+        max_age = self.settings.cache_max_age_seconds
+        if max_age is not None:
+            return time.time() - entry.validated_at > max_age
+        return self.settings.cache_revalidate
+
+    def _write(self, key: str, data: bytes) -> bool:
+        etag = self._backend.put(self._space.to_bucket(key), data)
+        # Only now that the bucket accepted it may the cache claim it.
+        self._cache.put(key, data, etag)
+        if self._files.is_registered(key):
+            self._files.forget(key, remove_file=False)
+        return True
+
+    def _remove(self, key: str) -> None:
+        bucket_key = self._space.to_bucket(key)
+        registered = self._files.is_registered(key)
+        if self._backend.head(bucket_key) is None:
+            if not registered:
+                self._cache.delete(key)
+                raise KeyNotFoundError(
+                    key,
+                    f"The key '{key}' does not exist in the Object Store. {_DELETE_HINT}",
+                )
+        else:
+            self._backend.delete(bucket_key)
+        self._cache.delete(key)
+        if registered or self._files.path_for(key).exists():
+            self._files.forget(key, remove_file=True)
+
+    def _contains(self, key: str) -> bool:
+        if self._files.is_registered(key):
+            return True
+        if not self.settings.cache_revalidate and self._cache.get(key) is not None:
+            return True
+        return self._backend.head(self._space.to_bucket(key)) is not None
+
+    def _list(self) -> list[str]:
+        keys = {
+            key
+            for info in self._backend.list(self._space.root)
+            if (key := self._space.from_bucket(info.key)) is not None
+        }
+        keys.update(self._files.registered_keys())
+        return sorted(keys)
+
+    def _materialize(self, key: str) -> Path:
+        path = self._files.path_for(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = self._backend.head(self._space.to_bucket(key))
+        state = self._files.state(key)
+        if info is None:
+            self._files.register(key)
+            return path
+        if (
+            state is not None
+            and state.etag == info.etag
+            and path.exists()
+            and not self._files.is_changed(key)
+        ):
+            return path  # current: no download
+        if path.exists() and self._files.is_changed(key) and state is not None:
+            raise LocalFileConflictError(
+                f"The local file for '{key}' at {path} has changes that were not saved, and "
+                "the bucket's copy changed too. Save it with save(key) to keep yours, or "
+                "delete the local file to take the bucket's."
+            )
+        temporary = self._files.temporary_path(key)
+        try:
+            self._backend.download_file(self._space.to_bucket(key), temporary)
+            temporary.replace(path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        self._files.record(key, info.etag)
+        return path
+
+    def _sync_file(self, key: str, *, required: bool) -> bool:
+        path = self._files.path_for(key)
+        if not path.is_file():
+            if required:
+                raise FileNotFoundError(
+                    f"No file to save for key '{key}': {path} does not exist. Write it first "
+                    "(e.g. df.to_parquet(store.get_file_path(key)))."
+                )
+            return False
+        self._backend.upload_file(path, self._space.to_bucket(key))
+        info = self._backend.head(self._space.to_bucket(key))
+        self._files.record(key, info.etag if info else None)
+        self._cache.delete(key)
+        return True
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        name = normalize_key(key)
+        self._space.to_bucket(name)  # length check against the full bucket key
+        return name
+
+    def _require(self, permission: str) -> None:
+        if self._closed:
+            raise ObjectStoreError("This ObjectStore is closed; open a new one.")
+        if not getattr(self.settings.permissions, permission):
+            raise StoragePermissionError(_PERMISSION_MESSAGES[permission])
+
+    def _report(self, error: ObjectStoreError) -> None:
+        """An error that is reported rather than raised: log it and call on_error."""
+        log.error("%s", error)
+        if self.on_error is not None:
+            try:
+                self.on_error(error)
+            except Exception:
+                log.exception("on_error callback failed")
+
+    # -- LEAN's PascalCase API -------------------------------------------------------------
+
+    Save = save
+    SaveString = save_string
+    SaveBytes = save_bytes
+    SaveJson: _Generic[bool] = _Generic(save_json)
+    SaveXml: _Generic[bool] = _Generic(save_xml)
+    Read = read
+    ReadString = read_string
+    ReadBytes = read_bytes
+    ReadJson: _Generic[Any] = _Generic(read_json)
+    ReadXml: _Generic[Any] = _Generic(read_xml)
+    ContainsKey = contains_key
+    Delete = delete
+    GetFilePath = get_file_path
+    Clear = clear
+    Keys = keys
+
+    @property
+    def MaxSize(self) -> int:
+        return self.max_size
+
+    @property
+    def MaxFiles(self) -> int:
+        return self.max_files
+
+    @property
+    def ProjectId(self) -> int | str:
+        return self.project_id
+
+    @property
+    def OrganizationId(self) -> str:
+        return self.organization_id
+
+
+_DELETE_HINT = (
+    "Please use ObjectStore.ContainsKey(key) to check if an object exists before deleting."
+)
