@@ -222,6 +222,8 @@ class SeaweedServer:
             "-master.telemetry=false",
             "-iam=false",
             "-webdav=false",
+            # Behave like AWS and MinIO: a PUT into a missing bucket is NoSuchBucket.
+            "-s3.autoCreateBucket=false",
         ] + [f"-{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=True)]
         log_file = (self.data_dir / "weed.log").open("ab")
         self.process = subprocess.Popen(
