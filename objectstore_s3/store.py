@@ -8,10 +8,13 @@ cache, the bucket backend and the local files. PascalCase aliases follow LEAN's 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +30,7 @@ from .errors import (
     ObjectStoreError,
     StoragePermissionError,
 )
+from .journal import Journal, PendingEntry
 from .keys import KeySpace, normalize_key
 from .localfiles import LocalFiles
 from .server import resolve_endpoint
@@ -108,18 +112,34 @@ class ObjectStore:
         self._space = KeySpace(self.settings.prefix, self.settings.organization_id)
         self._backend_instance: S3Backend | None = None
         self._backend_lock = threading.Lock()
-        self._cache = NodeCache(
-            self.settings.cache_dir / "cache",
-            namespace_of(
-                self.settings.endpoint_url,
-                self.settings.bucket,
-                self.settings.prefix,
-                self.settings.organization_id,
-            ),
-            self.settings.cache_size_limit,
+        namespace = namespace_of(
+            self.settings.endpoint_url,
+            self.settings.bucket,
+            self.settings.prefix,
+            self.settings.organization_id,
         )
+        self._cache = NodeCache(
+            self.settings.cache_dir / "cache", namespace, self.settings.cache_size_limit
+        )
+        self._journal = Journal(self.settings.cache_dir / "journal" / namespace)
         self._files = LocalFiles(self.settings.local_root / self.settings.organization_id)
         self._closed = False
+        self._flush_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        interval = self.settings.persistence_interval_seconds
+        # Replay at once what a previous process on this node accepted but did not upload.
+        replay = bool(self._journal)
+        if interval > 0 or replay:
+            self._flusher = threading.Thread(
+                target=self._flush_loop,
+                args=(interval, replay),
+                name=f"objectstore-flusher-{self.organization_id}",
+                daemon=True,
+            )
+            self._flusher.start()
+        self._atexit = _exit_hook(self)
+        atexit.register(self._atexit)
 
     def __repr__(self) -> str:
         return (
@@ -278,9 +298,11 @@ class ObjectStore:
     # -- lifecycle -----------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Upload local files that changed since they were last synced."""
-        for key in self._files.changed_keys():
-            self._sync_file(key, required=False)
+        """Upload pending write-behind work and changed local files; raise if impossible."""
+        with self._flush_lock:
+            self._flush_journal()
+            for key in self._files.changed_keys():
+                self._sync_file(key, required=False)
 
     def clear(self) -> None:
         """Write pending work, then drop this store's node-cache entries."""
@@ -288,12 +310,17 @@ class ObjectStore:
         self._cache.clear()
 
     def close(self) -> None:
+        """Flush, stop the background flusher and release the cache. Local files stay."""
         if self._closed:
             return
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
         try:
             self.flush()
         finally:
             self._closed = True
+            atexit.unregister(self._atexit)
             self._cache.close()
 
     def __enter__(self) -> ObjectStore:
@@ -325,6 +352,11 @@ class ObjectStore:
             return self._backend_instance
 
     def _read(self, key: str) -> bytes | None:
+        pending = self._journal.get(key)
+        if pending is not None:
+            if pending.op == "delete":
+                raise KeyNotFoundError(key)
+            return pending.data
         if self._files.is_registered(key) and self._files.is_changed(key):
             return self._files.path_for(key).read_bytes()  # written here, not yet synced
         entry = self._cache.get(key)
@@ -355,30 +387,43 @@ class ObjectStore:
         return self.settings.cache_revalidate
 
     def _write(self, key: str, data: bytes) -> bool:
-        etag = self._backend.put(self._space.to_bucket(key), data)
-        # Only now that the bucket accepted it may the cache claim it.
-        self._cache.put(key, data, etag)
+        if self.settings.persistence_interval_seconds > 0:
+            self._journal.record(key, "put", data)
+        else:
+            self._upload(key, data)
         if self._files.is_registered(key):
             self._files.forget(key, remove_file=False)
         return True
 
+    def _upload(self, key: str, data: bytes) -> None:
+        etag = self._backend.put(self._space.to_bucket(key), data)
+        # Only now that the bucket accepted it may the cache claim it.
+        self._cache.put(key, data, etag)
+
     def _remove(self, key: str) -> None:
-        bucket_key = self._space.to_bucket(key)
         registered = self._files.is_registered(key)
-        if self._backend.head(bucket_key) is None:
-            if not registered:
-                self._cache.delete(key)
-                raise KeyNotFoundError(
-                    key,
-                    f"The key '{key}' does not exist in the Object Store. {_DELETE_HINT}",
-                )
+        pending = self._journal.get(key)
+        if pending is not None:
+            exists = pending.op == "put"
         else:
-            self._backend.delete(bucket_key)
+            exists = self._backend.head(self._space.to_bucket(key)) is not None
+        if not exists and not registered:
+            self._cache.delete(key)
+            raise KeyNotFoundError(
+                key, f"The key '{key}' does not exist in the Object Store. {_DELETE_HINT}"
+            )
+        if self.settings.persistence_interval_seconds > 0:
+            self._journal.record(key, "delete")
+        elif exists:
+            self._backend.delete(self._space.to_bucket(key))
         self._cache.delete(key)
         if registered or self._files.path_for(key).exists():
             self._files.forget(key, remove_file=True)
 
     def _contains(self, key: str) -> bool:
+        pending = self._journal.get(key)
+        if pending is not None:
+            return pending.op == "put"
         if self._files.is_registered(key):
             return True
         if not self.settings.cache_revalidate and self._cache.get(key) is not None:
@@ -392,7 +437,58 @@ class ObjectStore:
             if (key := self._space.from_bucket(info.key)) is not None
         }
         keys.update(self._files.registered_keys())
+        for key, op in self._journal.pending_keys().items():
+            if op == "put":
+                keys.add(key)
+            else:
+                keys.discard(key)
         return sorted(keys)
+
+    # -- write-behind ----------------------------------------------------------------------
+
+    def _flush_journal(self) -> None:
+        """Upload every pending entry, oldest first; entries that fail stay journaled."""
+        with self._flush_lock, self._journal.flush_lock():
+            for entry in self._journal.entries():
+                self._apply(entry)
+
+    def _apply(self, entry: PendingEntry) -> None:
+        if entry.op == "put":
+            self._upload(entry.key, entry.data)
+        else:
+            self._backend.delete(self._space.to_bucket(entry.key))
+            self._cache.delete(entry.key)
+        self._journal.complete(entry)
+
+    def _flush_loop(self, interval: float, replay: bool) -> None:
+        """Background flusher: every interval, with capped exponential backoff on failure."""
+        failures = 0
+        delay = 0.0 if replay else interval
+        while not self._stop.wait(delay):
+            try:
+                with self._flush_lock:
+                    self._flush_journal()
+                    for key in self._files.changed_keys():
+                        self._sync_file(key, required=False)
+            except Exception as exc:  # the thread must survive anything; the journal keeps it
+                failures += 1
+                if failures == 1:
+                    error = (
+                        exc
+                        if isinstance(exc, ObjectStoreError)
+                        else ObjectStoreError(
+                            f"Background flush failed ({type(exc).__name__}: {exc}); pending work "
+                            "stays journaled and is retried."
+                        )
+                    )
+                    self._report(error)
+                base = interval if interval > 0 else 1.0
+                delay = min(base * 2**failures, 60.0) * random.uniform(0.5, 1.0)  # noqa: S311
+                continue
+            failures = 0
+            if interval <= 0:
+                return  # write-through: the replay was all there was to do
+            delay = interval
 
     def _materialize(self, key: str) -> Path:
         path = self._files.path_for(key)
@@ -494,6 +590,21 @@ class ObjectStore:
     @property
     def OrganizationId(self) -> str:
         return self.organization_id
+
+
+def _exit_hook(store: ObjectStore) -> Callable[[], None]:
+    """An atexit hook that flushes the store if it is still alive, without keeping it alive."""
+    reference = weakref.ref(store)
+
+    def hook() -> None:
+        alive = reference()
+        if alive is not None:
+            try:
+                alive.close()
+            except ObjectStoreError as exc:
+                log.error("Object Store could not flush at exit; the journal keeps it: %s", exc)
+
+    return hook
 
 
 _DELETE_HINT = (

@@ -122,3 +122,41 @@ def make_store(make_settings: Callable[..., ObjectStoreSettings]) -> Iterator[St
 @pytest.fixture
 def store(make_store: StoreFactory) -> ObjectStore:
     return make_store()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto as an HTTP server on loopback, for tests that use several processes."""
+    from moto.server import ThreadedMotoServer
+
+    from objectstore_s3.server import free_ports
+
+    (port,) = free_ports(1)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_http_settings(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[..., ObjectStoreSettings]:
+    """Like make_settings, but every backend is an HTTP server other processes can reach."""
+    organization = f"org-{uuid.uuid4().hex[:10]}"
+    values: dict[str, Any] = {"organization_id": organization}
+    if backend_name == "seaweedfs":
+        server: SeaweedServer = request.getfixturevalue("seaweed")
+        base = store_settings(tmp_path, server)
+    else:
+        url = request.getfixturevalue("moto_server")
+        base = store_settings(tmp_path, None, endpoint_url=url)
+    with ObjectStore(base) as store:
+        store.create_bucket()
+
+    def factory(**overrides: Any) -> ObjectStoreSettings:
+        return base.model_copy(update={**values, **overrides})
+
+    return factory

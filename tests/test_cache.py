@@ -1,0 +1,179 @@
+"""The node-local cache: no request on a hit, the documented staleness, clear(),
+revalidation, namespacing, no pickles, owner-only, and damage that reads as a miss."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import stat
+import time
+from pathlib import Path
+
+import diskcache
+import pytest
+
+from objectstore_s3 import KeyNotFoundError, ObjectStore
+from tests.conftest import StoreFactory
+
+
+def requests_of(store: ObjectStore) -> list[str]:
+    """A live list of the S3 operations the store sends from now on."""
+    calls: list[str] = []
+    store._backend.on_request(calls.append)
+    return calls
+
+
+def test_cached_read_makes_no_request(store: ObjectStore) -> None:
+    store.save("k", "v")
+    calls = requests_of(store)
+    assert store.read("k") == "v"
+    assert store.read_bytes("k") == b"v"
+    assert store.contains_key("k")
+    assert calls == []
+
+
+def test_write_populates_cache_only_after_the_bucket_accepted(store: ObjectStore) -> None:
+    store.save("k", "v")
+    entry = store._cache.get("k")
+    assert entry is not None
+    assert entry.body == b"v"
+    assert entry.etag
+
+
+def test_two_nodes_stale_read_then_clear(make_store: StoreFactory, tmp_path: Path) -> None:
+    node_a = make_store()
+    node_b = make_store(cache_dir=tmp_path / "node-b")
+    node_a.save("123", "from A")
+    assert node_b.read("123") == "from A"
+    node_a.save("123", "from B's rival")
+    assert node_b.read("123") == "from A"  # the documented cache behaviour
+    node_b.clear()
+    assert node_b.read("123") == "from B's rival"
+
+
+def test_revalidation_304_200_404(make_store: StoreFactory, tmp_path: Path) -> None:
+    writer = make_store()
+    reader = make_store(cache_dir=tmp_path / "reader", cache_revalidate=True)
+    writer.save("k", "v1")
+    assert reader.read("k") == "v1"
+    calls = requests_of(reader)
+    assert reader.read("k") == "v1"  # 304: served from the cache
+    assert calls == ["GetObject"]
+    writer.save("k", "v2")
+    assert reader.read("k") == "v2"  # 200: refreshed
+    assert reader._cache.get("k").body == b"v2"  # type: ignore[union-attr]
+    writer.delete("k")
+    assert reader.contains_key("k") is False  # asks the bucket in this mode
+    with pytest.raises(KeyNotFoundError):
+        reader.read("k")  # 404: dropped
+    assert reader._cache.get("k") is None
+
+
+def test_max_age_revalidates_only_old_entries(make_store: StoreFactory, tmp_path: Path) -> None:
+    writer = make_store()
+    reader = make_store(cache_dir=tmp_path / "reader", cache_max_age_seconds=60)
+    writer.save("k", "v1")
+    assert reader.read("k") == "v1"
+    writer.save("k", "v2")
+    calls = requests_of(reader)
+    assert reader.read("k") == "v1"  # young entry: trusted, no request
+    assert calls == []
+    entry = reader._cache.get("k")
+    assert entry is not None
+    reader._cache.put("k", entry.body, entry.etag, validated_at=time.time() - 61)
+    assert reader.read("k") == "v2"  # old entry: revalidated
+    assert calls == ["GetObject"]
+    assert reader.read("k") == "v2"
+    assert calls == ["GetObject"]
+
+
+def test_organizations_do_not_share_entries(make_store: StoreFactory) -> None:
+    one = make_store(organization_id="org-c1")
+    two = make_store(organization_id="org-c2")  # same cache_dir
+    one.save("k", "one")
+    with pytest.raises(KeyNotFoundError):
+        two.read("k")
+    two.save("k2", "two")
+    one.clear()
+    calls = requests_of(two)
+    assert two.read("k2") == "two"
+    assert calls == []  # clear() of org one left org two's entries
+
+
+def test_oversized_value_is_not_cached(make_store: StoreFactory) -> None:
+    store = make_store(cache_size_limit=4 * 1024 * 1024)
+    big = b"x" * (1024 * 1024 + 1)  # over a quarter of the limit
+    store.save_bytes("big", big)
+    store.save_bytes("small", b"x" * 100)
+    calls = requests_of(store)
+    assert store.read_bytes("big") == big
+    assert store.read_bytes("small") == b"x" * 100
+    assert calls == ["GetObject"]
+
+
+def test_cache_folder_is_owner_only(store: ObjectStore) -> None:
+    store.save("k", "v")
+    for folder in (store.settings.cache_dir / "cache",):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+class _Explosive:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("touch /tmp/objectstore-pwned",))
+
+
+def test_pickled_entry_is_refused_not_unpickled(store: ObjectStore) -> None:
+    store.save("k", "real")
+    store._cache.close()
+    marker = Path("/tmp/objectstore-pwned")
+    marker.unlink(missing_ok=True)
+    with diskcache.Cache(str(store.settings.cache_dir / "cache")) as raw:
+        raw.set(store._cache._key("k"), _Explosive())  # pickled by diskcache's default Disk
+        assert pickle.dumps(_Explosive())  # it really is a pickle payload
+    assert store.read("k") == "real"
+    assert not marker.exists()
+
+
+def test_damaged_entry_is_a_miss(store: ObjectStore) -> None:
+    store.save("k", "real")
+    store._cache.close()
+    with diskcache.Cache(str(store.settings.cache_dir / "cache")) as raw:
+        blob = raw.get(store._cache._key("k"))
+        raw.set(store._cache._key("k"), bytes(blob[:-1]) + b"X")  # flip the last byte
+    assert store.read("k") == "real"
+
+
+def test_garbage_files_in_cache_folder(store: ObjectStore) -> None:
+    store.save("k", "real")
+    folder = store.settings.cache_dir / "cache"
+    (folder / "garbage.bin").write_bytes(os.urandom(1000))
+    (folder / "00").mkdir(exist_ok=True)
+    (folder / "00" / "junk.val").write_bytes(b"junk")
+    assert store.read("k") == "real"
+
+
+def test_truncated_database_is_rebuilt(store: ObjectStore) -> None:
+    store.save("k", "real")
+    store._cache.close()
+    database = store.settings.cache_dir / "cache" / "cache.db"
+    database.write_bytes(b"this is not a sqlite database" * 10)
+    assert store.read("k") == "real"
+    calls = requests_of(store)
+    assert store.read("k") == "real"
+    assert calls == []  # rebuilt and repopulated
+
+
+def test_cache_dir_deleted_while_open(store: ObjectStore) -> None:
+    store.save("k", "real")
+    shutil.rmtree(store.settings.cache_dir)
+    assert store.read("k") == "real"
+    store.save("k2", "more")
+    assert store.read("k2") == "more"
+    assert (store.settings.cache_dir / "cache").is_dir()
+
+
+def test_delete_removes_entry(store: ObjectStore) -> None:
+    store.save("k", "v")
+    store.delete("k")
+    assert store._cache.get("k") is None
