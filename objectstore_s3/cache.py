@@ -102,11 +102,14 @@ class NodeCache:
         self.size_limit = size_limit
         # One value may take at most a quarter of the cache, so it cannot evict the rest.
         self.max_value_size = size_limit // 4
+        self._folder = str(directory)
         self._lock = threading.Lock()
         self._cache: diskcache.Cache | None = None
 
-    def _open(self) -> diskcache.Cache:
-        if self._cache is None or not self.directory.is_dir():
+    def _open(self, check_folder: bool = False) -> diskcache.Cache:
+        # Reads skip the folder check (a stat per read): a deleted folder shows up as a
+        # failed read of a value file, or is noticed by the next write.
+        if self._cache is None or (check_folder and not os.path.isdir(self._folder)):
             self._close_quietly()
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.directory, 0o700)
@@ -136,7 +139,7 @@ class NodeCache:
                 return None
         if blob is None:
             return None
-        entry = _unframe(bytes(blob)) if isinstance(blob, bytes | bytearray) else None
+        entry = _unframe(blob) if isinstance(blob, bytes) else None
         if entry is None:
             log.warning("Dropped a damaged cache entry for '%s'", key)
             with self._lock:
@@ -151,7 +154,7 @@ class NodeCache:
                 return
             blob = _frame(body, etag, time.time() if validated_at is None else validated_at)
             try:
-                self._open().set(self._key(key), blob, tag=self.namespace)
+                self._open(check_folder=True).set(self._key(key), blob, tag=self.namespace)
             except _CACHE_ERRORS as exc:
                 self._rebuild(exc)
 

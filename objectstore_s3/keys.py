@@ -21,6 +21,7 @@ INTERNAL_ROOT = ".objectstore"
 _ALLOWED_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 /\\_#-$=."
 )
+_ALLOWED = re.compile(r"[A-Za-z0-9 /\\_#\-$=.]*")
 _SEPARATORS = re.compile(r"[/\\]")
 ORGANIZATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$"
 
@@ -33,8 +34,8 @@ def normalize_key(key: object) -> str:
         )
     if ".." in _SEPARATORS.split(key):
         raise InvalidKeyError(f"Invalid key {key!r}: '..' segments are not allowed")
-    bad = sorted({ch for ch in key if ch not in _ALLOWED_CHARS})
-    if bad:
+    if _ALLOWED.fullmatch(key) is None:
+        bad = sorted({ch for ch in key if ch not in _ALLOWED_CHARS})
         shown = ", ".join(repr(ch) for ch in bad)
         raise InvalidKeyError(
             f"Invalid key {key!r}: character(s) {shown} are not allowed; use letters, digits, "

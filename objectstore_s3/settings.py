@@ -81,6 +81,9 @@ class ObjectStoreSettings(BaseSettings):
 
     # Behaviour.
     persistence_interval_seconds: float = Field(0.0, ge=0)
+    # The journal survives a killed process without fsync (the OS keeps the written pages);
+    # fsync also survives a power loss or an OS crash, at about a disk flush per save.
+    journal_fsync: bool = False
     mode: Mode = "backtest"
 
     # Network: bounded so that an unreachable endpoint fails in seconds.

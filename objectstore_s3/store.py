@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -121,15 +122,17 @@ class ObjectStore:
         self._cache = NodeCache(
             self.settings.cache_dir / "cache", namespace, self.settings.cache_size_limit
         )
-        self._journal = Journal(self.settings.cache_dir / "journal" / namespace)
+        self._journal = Journal(
+            self.settings.cache_dir / "journal" / namespace, fsync=self.settings.journal_fsync
+        )
         self._files = LocalFiles(self.settings.local_root / self.settings.organization_id)
         self._closed = False
         self._flush_lock = threading.RLock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         interval = self.settings.persistence_interval_seconds
-        # Replay at once what a previous process on this node accepted but did not upload.
-        replay = bool(self._journal)
+        # Replay at once what a dead process on this node accepted but did not upload.
+        replay = self._journal.adopt_orphans() > 0
         if interval > 0 or replay:
             self._flusher = threading.Thread(
                 target=self._flush_loop,
@@ -321,6 +324,7 @@ class ObjectStore:
         finally:
             self._closed = True
             atexit.unregister(self._atexit)
+            self._journal.close()  # what could not be uploaded stays for a replay
             self._cache.close()
 
     def __enter__(self) -> ObjectStore:
@@ -356,7 +360,10 @@ class ObjectStore:
         if pending is not None:
             if pending.op == "delete":
                 raise KeyNotFoundError(key)
-            return pending.data
+            body = self._journal.data(pending)
+            if body is not None:
+                return body
+            # Uploaded meanwhile: the cache or the bucket has it now.
         if self._files.is_registered(key) and self._files.is_changed(key):
             return self._files.path_for(key).read_bytes()  # written here, not yet synced
         entry = self._cache.get(key)
@@ -447,14 +454,30 @@ class ObjectStore:
     # -- write-behind ----------------------------------------------------------------------
 
     def _flush_journal(self) -> None:
-        """Upload every pending entry, oldest first; entries that fail stay journaled."""
-        with self._flush_lock, self._journal.flush_lock():
-            for entry in self._journal.entries():
-                self._apply(entry)
+        """Upload every pending entry, in parallel; entries that fail stay journaled.
+
+        Entries are one per key, so their order does not matter; the first error is
+        raised once every other entry has had its try.
+        """
+        with self._flush_lock:
+            entries = self._journal.entries()
+            if len(entries) <= 1:
+                for entry in entries:
+                    self._apply(entry)
+                return
+            workers = min(self.settings.max_concurrency, len(entries))
+            with ThreadPoolExecutor(workers, thread_name_prefix="objectstore-upload") as pool:
+                futures = [pool.submit(self._apply, entry) for entry in entries]
+            errors = [error for future in futures if (error := future.exception())]
+            if errors:
+                raise errors[0]
 
     def _apply(self, entry: PendingEntry) -> None:
         if entry.op == "put":
-            self._upload(entry.key, entry.data)
+            data = self._journal.data(entry)
+            if data is None:
+                return  # already uploaded and completed by a concurrent flush
+            self._upload(entry.key, data)
         else:
             self._backend.delete(self._space.to_bucket(entry.key))
             self._cache.delete(entry.key)
