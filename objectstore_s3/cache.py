@@ -25,7 +25,7 @@ from typing import Any
 
 import diskcache
 
-__all__ = ["CacheEntry", "NodeCache", "namespace_of"]
+__all__ = ["CacheEntry", "NodeCache", "namespace_of", "private_directory"]
 
 log = logging.getLogger("objectstore_s3")
 
@@ -60,6 +60,19 @@ class RawDisk(diskcache.Disk):  # type: ignore[misc]
         if mode == diskcache.core.MODE_PICKLE:
             raise _UnsafeEntry("refusing to unpickle a cache value")
         return super().fetch(mode, filename, value, read)
+
+
+def private_directory(path: Path) -> None:
+    """Create `path` and any missing parents owner-only (0700); tighten `path` itself."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    os.chmod(path, 0o700)
 
 
 @dataclass(frozen=True)
@@ -111,8 +124,7 @@ class NodeCache:
         # failed read of a value file, or is noticed by the next write.
         if self._cache is None or (check_folder and not os.path.isdir(self._folder)):
             self._close_quietly()
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.directory, 0o700)
+            private_directory(self.directory)
             self._cache = diskcache.Cache(
                 str(self.directory),
                 disk=RawDisk,

@@ -30,6 +30,8 @@ from typing import Literal
 
 from filelock import FileLock, Timeout
 
+from .cache import private_directory
+
 __all__ = ["Journal", "PendingEntry"]
 
 Operation = Literal["put", "delete"]
@@ -198,7 +200,7 @@ class Journal:
     # -- internals ---------------------------------------------------------------------------
 
     def _open_segment(self) -> _Segment:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_directory(self.directory)
         path = str(self.directory / f"seg-{os.getpid()}-{uuid.uuid4().hex[:12]}.log")
         lock = FileLock(path + ".lock")
         lock.acquire(timeout=0)

@@ -112,10 +112,23 @@ def test_oversized_value_is_not_cached(make_store: StoreFactory) -> None:
     assert calls == ["GetObject"]
 
 
-def test_cache_folder_is_owner_only(store: ObjectStore) -> None:
+def test_cache_and_journal_folders_are_owner_only(make_store: StoreFactory) -> None:
+    store = make_store(persistence_interval_seconds=3600)
     store.save("k", "v")
-    for folder in (store.settings.cache_dir / "cache",):
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    store.read("k")
+    store._cache.put("x", b"x", "etag")
+    cache_dir = store.settings.cache_dir
+    for folder in (cache_dir, cache_dir / "cache", cache_dir / "journal",
+                   store._journal.directory):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+def test_buckets_do_not_share_entries(make_store: StoreFactory) -> None:
+    one = make_store()
+    other_bucket = make_store(bucket="another-bucket")
+    one.save("k", "v")
+    assert other_bucket._cache.get("k") is None
+    assert one._cache.namespace != other_bucket._cache.namespace
 
 
 class _Explosive:
