@@ -248,13 +248,14 @@ class S3Backend:
             if _code(exc.__cause__) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
-    def on_request(self, callback: Callable[[str], None]) -> None:
-        """Call `callback(operation_name)` before each HTTP request (request counting)."""
+    def on_request(self, callback: Callable[[str, str | None], None]) -> None:
+        """Call `callback(operation_name, bucket_key)` before each S3 API call (counting)."""
 
         def _hook(**kwargs: Any) -> None:
-            callback(kwargs.get("event_name", "").rsplit(".", 1)[-1])
+            operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
+            callback(operation, kwargs.get("params", {}).get("Key"))
 
-        self.client.meta.events.register("before-send.s3.*", _hook)
+        self.client.meta.events.register("before-parameter-build.s3.*", _hook)
 
     # -- errors --------------------------------------------------------------------------
 

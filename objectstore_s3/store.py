@@ -29,11 +29,13 @@ from .errors import (
     LocalFileConflictError,
     ObjectDecodeError,
     ObjectStoreError,
+    StorageLimitExceededError,
     StoragePermissionError,
 )
 from .journal import Journal, PendingEntry
 from .keys import KeySpace, normalize_key
 from .localfiles import LocalFiles
+from .quota import Quota, Reservation, Usage
 from .server import resolve_endpoint
 from .settings import ObjectStoreSettings
 
@@ -126,6 +128,17 @@ class ObjectStore:
             self.settings.cache_dir / "journal" / namespace, fsync=self.settings.journal_fsync
         )
         self._files = LocalFiles(self.settings.local_root / self.settings.organization_id)
+        self._quota = Quota(
+            lambda: self._backend,
+            self._space.internal("usage.json"),
+            self._list_usage,
+            self.settings.storage_limit_bytes,
+            self.settings.storage_file_count,
+        )
+        # Capacity reserved for write-behind saves not uploaded yet, by key.
+        self._reservations: dict[str, Reservation] = {}
+        self._reservations_lock = threading.Lock()
+        self._refused_versions: set[tuple[str, int, int]] = set()
         self._closed = False
         self._flush_lock = threading.RLock()
         self._stop = threading.Event()
@@ -168,6 +181,16 @@ class ObjectStore:
     def max_files(self) -> int:
         return self.settings.storage_file_count
 
+    def usage(self) -> StorageUsage:
+        """The organization's bytes and files (after settling this store's changes)."""
+        used = self._quota.usage()
+        return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
+
+    def reconcile_usage(self) -> StorageUsage:
+        """Recount the organization's usage from a listing (repairs drift in the ledger)."""
+        used = self._quota.reconcile()
+        return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
+
     # -- saving --------------------------------------------------------------------------
 
     def save(self, key: str, value: str | bytes | bytearray | memoryview | None = None) -> bool:
@@ -175,7 +198,10 @@ class ObjectStore:
         name = self._key(key)
         if value is None:
             self._require("write")
-            return self._sync_file(name, required=True)
+            try:
+                return self._sync_file(name, required=True)
+            except StorageLimitExceededError as exc:
+                return self._refuse(exc)
         if isinstance(value, str):
             return self._save(name, value.encode("utf-8"))
         if isinstance(value, bytes | bytearray | memoryview):
@@ -301,11 +327,15 @@ class ObjectStore:
     # -- lifecycle -----------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Upload pending write-behind work and changed local files; raise if impossible."""
+        """Upload pending write-behind work and changed local files, and settle usage.
+
+        Raises if the bucket cannot be written (the work stays pending). A changed local
+        file refused by the quota is reported and stays local.
+        """
         with self._flush_lock:
             self._flush_journal()
-            for key in self._files.changed_keys():
-                self._sync_file(key, required=False)
+            self._sync_changed_files()
+            self._quota.settle()
 
     def clear(self) -> None:
         """Write pending work, then drop this store's node-cache entries."""
@@ -321,6 +351,7 @@ class ObjectStore:
             self._flusher.join()
         try:
             self.flush()
+            self._quota.settle(release=True)
         finally:
             self._closed = True
             atexit.unregister(self._atexit)
@@ -394,13 +425,63 @@ class ObjectStore:
         return self.settings.cache_revalidate
 
     def _write(self, key: str, data: bytes) -> bool:
-        if self.settings.persistence_interval_seconds > 0:
-            self._journal.record(key, "put", data)
-        else:
-            self._upload(key, data)
+        try:
+            if self.settings.persistence_interval_seconds > 0:
+                self._accept(key, data)
+            else:
+                self._put_now(key, data)
+        except StorageLimitExceededError as exc:
+            return self._refuse(exc)
         if self._files.is_registered(key):
             self._files.forget(key, remove_file=False)
         return True
+
+    def _put_now(self, key: str, data: bytes) -> None:
+        """Write-through: reserve quota for the exact change, upload, then account for it."""
+        old = self._backend.head(self._space.to_bucket(key))
+        files, delta = (0, len(data) - old.size) if old else (1, len(data))
+        reservation = self._quota.reserve(key, files, delta)
+        try:
+            self._upload(key, data)
+        except BaseException:
+            self._quota.cancel(reservation)
+            raise
+        self._quota.commit(reservation, files, delta)
+
+    def _accept(self, key: str, data: bytes) -> None:
+        """Write-behind: reserve quota now (so an accepted save is never refused later) and
+        journal the save. Without a request, the key's current size is what the cache knows;
+        if it knows nothing, the reservation assumes a new object."""
+        entry = self._cache.get(key)
+        with self._reservations_lock:
+            previous = self._reservations.get(key)
+            # Still pending: the bucket is as it was then. Else: cached means it exists.
+            files = previous.files if previous is not None else int(entry is None)
+            delta = len(data) - (len(entry.body) if entry is not None else 0)
+            reservation = self._quota.reserve(key, files, delta, replacing=previous)
+            try:
+                self._journal.record(key, "put", data)
+            except BaseException:
+                self._quota.cancel(reservation)
+                if previous is not None:
+                    self._quota.hold(previous)
+                raise
+            self._reservations[key] = reservation
+
+    def _refuse(self, error: StorageLimitExceededError) -> bool:
+        """A save over quota: raised in research mode, else reported and answered False."""
+        if self.settings.mode == "research":
+            raise error
+        self._report(error)
+        return False
+
+    def _list_usage(self) -> Usage:
+        """Bytes and objects under the organization's prefix, from a listing."""
+        total = count = 0
+        for info in self._backend.list(self._space.root):
+            total += info.size
+            count += 1
+        return Usage(total, count)
 
     def _upload(self, key: str, data: bytes) -> None:
         etag = self._backend.put(self._space.to_bucket(key), data)
@@ -412,6 +493,8 @@ class ObjectStore:
         pending = self._journal.get(key)
         if pending is not None:
             exists = pending.op == "put"
+        elif not self.settings.cache_revalidate and self._cache.get(key) is not None:
+            exists = True  # the node cache only holds what the bucket accepted
         else:
             exists = self._backend.head(self._space.to_bucket(key)) is not None
         if not exists and not registered:
@@ -421,11 +504,24 @@ class ObjectStore:
             )
         if self.settings.persistence_interval_seconds > 0:
             self._journal.record(key, "delete")
+            with self._reservations_lock:
+                reservation = self._reservations.pop(key, None)
+            if reservation is not None:
+                self._quota.cancel(reservation)  # the pending save will never be uploaded
         elif exists:
-            self._backend.delete(self._space.to_bucket(key))
+            self._delete_now(key)
         self._cache.delete(key)
         if registered or self._files.path_for(key).exists():
             self._files.forget(key, remove_file=True)
+
+    def _delete_now(self, key: str) -> None:
+        bucket_key = self._space.to_bucket(key)
+        old = self._backend.head(bucket_key)
+        if old is None:
+            return
+        self._quota.renew()
+        self._backend.delete(bucket_key)
+        self._quota.record(-1, -old.size)
 
     def _contains(self, key: str) -> bool:
         pending = self._journal.get(key)
@@ -473,14 +569,30 @@ class ObjectStore:
                 raise errors[0]
 
     def _apply(self, entry: PendingEntry) -> None:
-        if entry.op == "put":
-            data = self._journal.data(entry)
-            if data is None:
-                return  # already uploaded and completed by a concurrent flush
-            self._upload(entry.key, data)
-        else:
-            self._backend.delete(self._space.to_bucket(entry.key))
+        if entry.op == "delete":
+            self._delete_now(entry.key)
             self._cache.delete(entry.key)
+            self._journal.complete(entry)
+            return
+        data = self._journal.data(entry)
+        if data is None:
+            return  # already uploaded and completed by a concurrent flush
+        with self._reservations_lock:
+            # Entries replayed from a dead process have no reservation here: their save was
+            # accepted, so it is uploaded and counted even if that overdraws this lease.
+            reservation = self._reservations.pop(entry.key, None) or Reservation(0, 0)
+        old = self._backend.head(self._space.to_bucket(entry.key))
+        files, delta = (0, len(data) - old.size) if old else (1, len(data))
+        try:
+            self._upload(entry.key, data)
+        except BaseException:
+            with self._reservations_lock:
+                if entry.key in self._reservations:  # saved again meanwhile
+                    self._quota.cancel(reservation)
+                else:
+                    self._reservations[entry.key] = reservation
+            raise
+        self._quota.commit(reservation, files, delta)
         self._journal.complete(entry)
 
     def _flush_loop(self, interval: float, replay: bool) -> None:
@@ -489,10 +601,7 @@ class ObjectStore:
         delay = 0.0 if replay else interval
         while not self._stop.wait(delay):
             try:
-                with self._flush_lock:
-                    self._flush_journal()
-                    for key in self._files.changed_keys():
-                        self._sync_file(key, required=False)
+                self.flush()
             except Exception as exc:  # the thread must survive anything; the journal keeps it
                 failures += 1
                 if failures == 1:
@@ -552,11 +661,34 @@ class ObjectStore:
                     "(e.g. df.to_parquet(store.get_file_path(key)))."
                 )
             return False
-        self._backend.upload_file(path, self._space.to_bucket(key))
-        info = self._backend.head(self._space.to_bucket(key))
+        bucket_key = self._space.to_bucket(key)
+        size = path.stat().st_size
+        old = self._backend.head(bucket_key)
+        files, delta = (0, size - old.size) if old else (1, size)
+        reservation = self._quota.reserve(key, files, delta)
+        try:
+            self._backend.upload_file(path, bucket_key)
+        except BaseException:
+            self._quota.cancel(reservation)
+            raise
+        self._quota.commit(reservation, files, delta)
+        info = self._backend.head(bucket_key)
         self._files.record(key, info.etag if info else None)
         self._cache.delete(key)
         return True
+
+    def _sync_changed_files(self) -> None:
+        """Automatic sync (flush, close, clear, timer): a refusal is reported, once per
+        version of the file, and the file stays local; only save(key) may raise it."""
+        for key in self._files.changed_keys():
+            try:
+                self._sync_file(key, required=False)
+            except StorageLimitExceededError as exc:
+                stat = self._files.path_for(key).stat()
+                version = (key, stat.st_size, stat.st_mtime_ns)
+                if version not in self._refused_versions:
+                    self._refused_versions.add(version)
+                    self._report(exc)
 
     # -- validation ------------------------------------------------------------------------
 

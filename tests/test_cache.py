@@ -17,10 +17,16 @@ from objectstore_s3 import KeyNotFoundError, ObjectStore
 from tests.conftest import StoreFactory
 
 
-def requests_of(store: ObjectStore) -> list[str]:
-    """A live list of the S3 operations the store sends from now on."""
+def requests_of(store: ObjectStore, key: str | None = None) -> list[str]:
+    """A live list of the S3 operations the store sends from now on (on `key` only)."""
     calls: list[str] = []
-    store._backend.on_request(calls.append)
+    target = store._space.to_bucket(key) if key else None
+
+    def record(operation: str, bucket_key: str | None) -> None:
+        if target is None or bucket_key == target:
+            calls.append(operation)
+
+    store._backend.on_request(record)
     return calls
 
 
@@ -118,8 +124,7 @@ def test_cache_and_journal_folders_are_owner_only(make_store: StoreFactory) -> N
     store.read("k")
     store._cache.put("x", b"x", "etag")
     cache_dir = store.settings.cache_dir
-    for folder in (cache_dir, cache_dir / "cache", cache_dir / "journal",
-                   store._journal.directory):
+    for folder in (cache_dir, cache_dir / "cache", cache_dir / "journal", store._journal.directory):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 

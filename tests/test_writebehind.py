@@ -23,6 +23,7 @@ from objectstore_s3 import (
 )
 from objectstore_s3.server import SeaweedServer, free_ports
 from tests.conftest import StoreFactory, store_settings
+from tests.test_cache import requests_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SettingsFactory = Callable[..., ObjectStoreSettings]
@@ -78,10 +79,9 @@ def test_repeated_saves_coalesce_into_one_upload(make_store: StoreFactory) -> No
     store = make_store(persistence_interval_seconds=3600)
     for index in range(10):
         store.save("hot", str(index))
-    calls: list[str] = []
-    store._backend.on_request(calls.append)
+    calls = requests_of(store, "hot")
     store.flush()
-    assert calls == ["PutObject"]
+    assert calls.count("PutObject") == 1
     assert store.read("hot") == "9"
 
 
@@ -152,7 +152,35 @@ def test_sigkill_then_replay(make_http_settings: SettingsFactory, tmp_path: Path
     observer.close()
 
 
-def test_unreachable_bucket_keeps_journal(tmp_path: Path) -> None:
+def test_unreachable_bucket_keeps_journal(
+    make_store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    errors: list[Exception] = []
+    store = make_store(persistence_interval_seconds=3600, on_error=errors.append)
+    store.save("first", "1")
+    store.flush()  # the store now holds a quota lease
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise StorageUnavailableError("the bucket is unreachable")
+
+    for method in ("get", "head", "put", "delete", "list", "upload_file"):
+        monkeypatch.setattr(store._backend, method, unreachable)
+    assert store.save("k", "v") is True  # accepted against the lease
+    store.delete("first")
+    with pytest.raises(StorageUnavailableError):
+        store.flush()
+    assert store.read("k") == "v"
+    with pytest.raises(StorageUnavailableError):
+        store.close()
+    monkeypatch.undo()
+    with make_store(persistence_interval_seconds=3600) as reopened:  # replays the journal
+        assert reopened.read("k") == "v"
+    observer = bucket_view(make_store, tmp_path)
+    assert observer.keys == ["k"]
+    assert observer.read("k") == "v"
+
+
+def test_fresh_store_without_bucket_refuses_rather_than_pretends(tmp_path: Path) -> None:
     (port,) = free_ports(1)
     settings = ObjectStoreSettings(
         endpoint_url=f"http://127.0.0.1:{port}",
@@ -164,17 +192,12 @@ def test_unreachable_bucket_keeps_journal(tmp_path: Path) -> None:
         max_attempts=1,
         connect_timeout_seconds=0.5,
     )
-    errors: list[Exception] = []
-    store = ObjectStore(settings, on_error=errors.append)
-    assert store.save("k", "v") is True
+    store = ObjectStore(settings)
+    # No quota capacity was ever reserved, so the save cannot be accepted safely.
     with pytest.raises(StorageUnavailableError):
-        store.flush()
-    assert store.read("k") == "v"
-    with pytest.raises(StorageUnavailableError):
-        store.close()
-    reopened = ObjectStore(settings.model_copy(update={"persistence_interval_seconds": 0}))
-    assert reopened._journal.get("k") is not None  # nothing was dropped
-    reopened._stop.set()
+        store.save("k", "v")
+    assert store._journal.get("k") is None
+    store.close()
 
 
 @pytest.mark.seaweedfs
@@ -190,7 +213,10 @@ def test_server_restart_while_saving(tmp_path: Path) -> None:
             store.save(f"k{index}", str(index))
         server.stop(timeout=2)
         for index in range(30, 60):
-            store.save(f"k{index}", str(index))  # accepted while the server is down
+            assert store.save(f"k{index}", str(index))  # accepted while the server is down
+        with pytest.raises(StorageUnavailableError):
+            store.flush()
+        assert store.read("k59") == "59"
         server.start()  # same data folder, same port
         store.flush()
         store.close()

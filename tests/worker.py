@@ -19,6 +19,12 @@ def main() -> int:
     settings = ObjectStoreSettings(**json.loads(sys.argv[1]))
     action, prefix, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
     store = ObjectStore(settings)
+    if action == "save-count":
+        size = int(sys.argv[5]) if len(sys.argv) > 5 else 10
+        saved = sum(store.save_bytes(f"{prefix}/{index}", b"x" * size) for index in range(count))
+        store.close()
+        print(saved, flush=True)
+        return 0
     for index in range(count):
         assert store.save(f"{prefix}/{index}", f"value-{index}")
     if action == "save-and-wait":

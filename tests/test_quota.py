@@ -1,0 +1,254 @@
+"""Quotas by usage accounting in the bucket: LEAN's cases, overwrite and delete
+accounting, O(1) requests per save, concurrent processes, and reconcile."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from objectstore_s3 import ObjectStore, ObjectStoreSettings, StorageLimitExceededError
+from tests.conftest import StoreFactory
+from tests.test_cache import requests_of
+from tests.test_writebehind import ROOT, settings_json
+
+SettingsFactory = Callable[..., ObjectStoreSettings]
+
+
+def listing(store: ObjectStore) -> tuple[int, int]:
+    """(bytes, files) of the organization from a fresh listing of the bucket."""
+    usage = store._list_usage()
+    return usage.bytes, usage.files
+
+
+def ledger(store: ObjectStore) -> dict[str, object]:
+    data = store._backend.get(store._space.internal("usage.json"))
+    assert data is not None
+    return dict(json.loads(data.body))
+
+
+def test_limits_and_defaults(make_store: StoreFactory) -> None:
+    store = make_store()
+    assert store.max_size == store.MaxSize == 10737418240
+    assert store.max_files == store.MaxFiles == 10000
+    limited = make_store(storage_limit_bytes=1234, storage_file_count=7)
+    assert (limited.MaxSize, limited.MaxFiles) == (1234, 7)
+    usage = limited.usage()
+    assert (usage.bytes, usage.files, usage.max_size, usage.max_files) == (0, 0, 1234, 7)
+
+
+def test_file_count_limit_exactly_n(
+    make_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors: list[Exception] = []
+    store = make_store(storage_file_count=5, on_error=errors.append)
+    assert all(store.save(f"k{index}", "v") for index in range(5))
+    with caplog.at_level(logging.WARNING, logger="objectstore_s3"):
+        assert store.save("k5", "v") is False
+    assert len(errors) == 1
+    assert isinstance(errors[0], StorageLimitExceededError)
+    assert "ObjectStore limit" in str(errors[0])
+    assert "5" in str(errors[0])
+    assert "ObjectStore limit" in caplog.text
+    assert not store.contains_key("k5")
+    assert store.save("k0", "overwrite is fine")  # no new file
+    assert listing(store) == (5 * 1 + len("overwrite is fine") - 1, 5)
+
+
+def test_oversized_object_refused(make_store: StoreFactory) -> None:
+    errors: list[Exception] = []
+    store = make_store(storage_limit_bytes=1024 * 1024, on_error=errors.append)
+    assert store.save_bytes("big", b"x" * (2 * 1024 * 1024)) is False
+    assert "storage capacity limit" in str(errors[0])
+    assert "2.00 MB" in str(errors[0])
+    assert "limit of 1.00 MB" in str(errors[0])
+    assert store.keys == []
+    assert listing(store) == (0, 0)
+
+
+@pytest.mark.parametrize("mode", ["backtest", "live"])
+def test_backtest_and_live_return_false(make_store: StoreFactory, mode: str) -> None:
+    store = make_store(mode=mode, storage_file_count=0)
+    assert store.save("k", "v") is False
+
+
+def test_research_mode_raises(make_store: StoreFactory) -> None:
+    store = make_store(mode="research", storage_file_count=1)
+    store.save("a", "1")
+    with pytest.raises(StorageLimitExceededError, match="ObjectStore limit"):
+        store.save("b", "2")
+    with pytest.raises(StorageLimitExceededError, match="storage capacity limit"):
+        make_store(mode="research", storage_limit_bytes=10).save("c", "x" * 11)
+
+
+def test_overwrite_counts_difference(make_store: StoreFactory) -> None:
+    store = make_store(storage_limit_bytes=1000)
+    assert store.save_bytes("k", b"x" * 600)
+    assert store.save_bytes("k", b"x" * 900)  # +300 only
+    assert (store.usage().bytes, store.usage().files) == (900, 1)
+    assert store.save_bytes("k2", b"x" * 200) is False  # 1100 > 1000
+    assert store.save_bytes("k", b"x" * 100)
+    assert store.save_bytes("k2", b"x" * 200)
+    assert (store.usage().bytes, store.usage().files) == (300, 2)
+    assert listing(store) == (300, 2)
+
+
+def test_delete_frees_space(make_store: StoreFactory) -> None:
+    store = make_store(storage_file_count=2)
+    store.save("a", "1")
+    store.save("b", "2")
+    assert store.save("c", "3") is False
+    store.delete("a")
+    assert store.save("c", "3") is True
+    assert store.usage().files == 2
+
+
+def test_ledger_is_not_a_key(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.save("k", "v")
+    store.flush()
+    assert store.keys == ["k"]
+    assert len(store) == 1
+    assert [kvp.key for kvp in store] == ["k"]
+
+
+@pytest.mark.parametrize("existing", [10, 2000])
+def test_save_costs_constant_requests(make_store: StoreFactory, existing: int) -> None:
+    store = make_store()
+    seed = make_store(storage_file_count=100000)
+    for index in range(existing):
+        seed._backend.put(seed._space.to_bucket(f"seed/{index}"), b"")  # behind the quota
+    store.save("warm-up", "v")  # first save builds the ledger (one listing)
+    calls = requests_of(store)
+    for index in range(5):
+        store.save(f"new/{index}", "v")
+    assert "ListObjectsV2" not in calls
+    assert calls == ["HeadObject", "PutObject"] * 5  # no ledger request: the lease covers it
+
+
+def test_write_behind_checks_at_accept(make_store: StoreFactory, tmp_path: Path) -> None:
+    store = make_store(persistence_interval_seconds=3600, storage_file_count=3)
+    assert [store.save(f"k{index}", "v") for index in range(4)] == [True, True, True, False]
+    assert store.save("k0", "coalesced")  # a pending key: no new file
+    store.flush()
+    assert listing(store) == (len("coalesced") + 2, 3)
+
+
+def test_synced_local_file_is_refused_over_quota(make_store: StoreFactory) -> None:
+    errors: list[Exception] = []
+    store = make_store(storage_limit_bytes=1000, on_error=errors.append)
+    path = Path(store.get_file_path("model.bin"))
+    path.write_bytes(b"x" * 2000)
+    assert store.save("model.bin") is False
+    assert "storage capacity limit" in str(errors[0])
+    assert listing(store) == (0, 0)
+    research = make_store(
+        storage_limit_bytes=1000, mode="research", local_root=store.settings.local_root
+    )
+    Path(research.get_file_path("model.bin")).write_bytes(b"x" * 2000)
+    with pytest.raises(StorageLimitExceededError, match=r"0\.00 MB \(2000 bytes\)"):
+        research.save("model.bin")
+    reported: list[Exception] = []
+    research.on_error = reported.append
+    research.flush()  # automatic syncs report (once per version of the file), never raise
+    research.flush()
+    assert len(reported) == 1
+    assert listing(research) == (0, 0)
+
+
+def test_reconcile_after_objects_added_behind_the_store(make_store: StoreFactory) -> None:
+    store = make_store()
+    store.save("k", "v")
+    assert store.usage().files == 1
+    for index in range(3):
+        store._backend.put(store._space.to_bucket(f"other-tool/{index}"), b"12345")
+    assert store.usage().files == 1  # the ledger does not know yet
+    usage = store.reconcile_usage()
+    assert (usage.bytes, usage.files) == (1 + 15, 4)
+    assert listing(store) == (16, 4)
+
+
+def test_missing_ledger_is_rebuilt_from_a_listing(make_store: StoreFactory) -> None:
+    store = make_store()
+    for index in range(3):
+        store.save(f"k{index}", "vv")
+    store.flush()
+    store._backend.delete(store._space.internal("usage.json"))
+    other = make_store()
+    assert other.usage().files == 3
+    assert other.usage().bytes == 6
+
+
+def test_dead_store_lease_is_reclaimed(make_store: StoreFactory) -> None:
+    crashed = make_store(storage_file_count=10)
+    crashed.save("a", "1")  # takes a lease and never settles nor releases it
+    survivor = make_store(storage_file_count=10)
+    state = ledger(survivor)
+    leases = state["leases"]
+    assert isinstance(leases, dict)
+    assert len(leases) == 1
+    for lease in leases.values():
+        lease["expires_at"] = time.time() - 1  # as if it had timed out
+    survivor._backend.put(survivor._space.internal("usage.json"), json.dumps(state).encode())
+    assert survivor.usage().files == 1  # reclaimed with a listing that counts "a"
+    assert all(survivor.save(f"s{index}", "v") for index in range(9))
+    assert survivor.save("s9", "v") is False
+
+
+def run_workers(settings: ObjectStoreSettings, workers: int, count: int, size: int) -> int:
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.worker",
+                settings_json(settings),
+                "save-count",
+                f"w{index}",
+                str(count),
+                str(size),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(workers)
+    ]
+    saved = 0
+    for process in processes:
+        out, _ = process.communicate(timeout=300)
+        assert process.returncode == 0
+        saved += int(out.strip().splitlines()[-1])
+    return saved
+
+
+def test_four_processes_cannot_pass_file_limit(
+    make_http_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    settings = make_http_settings(storage_file_count=50)
+    saved = run_workers(settings, workers=4, count=20, size=10)
+    with ObjectStore(settings.model_copy(update={"cache_dir": tmp_path / "check"})) as check:
+        assert listing(check)[1] == saved
+        assert saved <= 50
+        assert saved >= 40  # leases are small enough that capacity is not stranded
+        state = ledger(check)
+        assert (state["bytes"], state["files"]) == listing(check)
+
+
+def test_four_processes_cannot_pass_byte_limit(
+    make_http_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    settings = make_http_settings(storage_limit_bytes=50 * 1000)
+    saved = run_workers(settings, workers=4, count=20, size=1000)
+    with ObjectStore(settings.model_copy(update={"cache_dir": tmp_path / "check"})) as check:
+        used_bytes, files = listing(check)
+        assert files == saved
+        assert used_bytes <= 50 * 1000
+        state = ledger(check)
+        assert (state["bytes"], state["files"]) == (used_bytes, files)
