@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from objectstore_s3 import ObjectStore, ObjectStoreSettings, StorageLimitExceededError
 from tests.conftest import StoreFactory
 from tests.test_cache import requests_of
-from tests.test_writebehind import ROOT, settings_json
+from tests.worker import spawn
 
 SettingsFactory = Callable[..., ObjectStoreSettings]
 
@@ -203,21 +201,7 @@ def test_dead_store_lease_is_reclaimed(make_store: StoreFactory) -> None:
 
 def run_workers(settings: ObjectStoreSettings, workers: int, count: int, size: int) -> int:
     processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.worker",
-                settings_json(settings),
-                "save-count",
-                f"w{index}",
-                str(count),
-                str(size),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        spawn(settings, "save-count", f"w{index}", str(count), str(size))
         for index in range(workers)
     ]
     saved = 0

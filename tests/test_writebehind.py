@@ -3,7 +3,6 @@ close and exit, SIGKILL then replay, an unreachable bucket, and several writers 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,16 +23,9 @@ from objectstore_s3 import (
 from objectstore_s3.server import SeaweedServer, free_ports
 from tests.conftest import StoreFactory, store_settings
 from tests.test_cache import requests_of
+from tests.worker import ROOT, settings_json, spawn
 
-ROOT = Path(__file__).resolve().parents[1]
 SettingsFactory = Callable[..., ObjectStoreSettings]
-
-
-def settings_json(settings: ObjectStoreSettings) -> str:
-    values = settings.model_dump(mode="json")
-    if settings.secret_access_key is not None:
-        values["secret_access_key"] = settings.secret_access_key.get_secret_value()
-    return json.dumps(values)
 
 
 def bucket_view(make_store: StoreFactory, tmp_path: Path, name: str = "observer") -> ObjectStore:
@@ -123,20 +115,7 @@ def test_interpreter_exit_flushes(make_http_settings: SettingsFactory, tmp_path:
 
 def test_sigkill_then_replay(make_http_settings: SettingsFactory, tmp_path: Path) -> None:
     settings = make_http_settings(persistence_interval_seconds=3600)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.worker",
-            settings_json(settings),
-            "save-and-wait",
-            "wb",
-            "20",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn(settings, "save-and-wait", "wb", "20")
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "saved"
@@ -254,21 +233,7 @@ def test_two_stores_in_one_process_share_a_node(make_store: StoreFactory, tmp_pa
 
 def test_two_processes_share_a_node(make_http_settings: SettingsFactory, tmp_path: Path) -> None:
     settings = make_http_settings(persistence_interval_seconds=0.05)
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.worker",
-                settings_json(settings),
-                "save-and-close",
-                name,
-                "30",
-            ],
-            cwd=ROOT,
-        )
-        for name in ("p1", "p2")
-    ]
+    processes = [spawn(settings, "save-and-close", name, "30") for name in ("p1", "p2")]
     for process in processes:
         assert process.wait(timeout=120) == 0
     with ObjectStore(make_http_settings(cache_dir=tmp_path / "check")) as check:

@@ -9,10 +9,32 @@ python -m tests.worker SETTINGS_JSON save-and-close PREFIX COUNT
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def settings_json(settings: ObjectStoreSettings) -> str:
+    """The settings as JSON for another process, secret included (never printed)."""
+    values = settings.model_dump(mode="json")
+    if settings.secret_access_key is not None:
+        values["secret_access_key"] = settings.secret_access_key.get_secret_value()
+    return json.dumps(values)
+
+
+def spawn(settings: ObjectStoreSettings, *args: str) -> subprocess.Popen[str]:
+    """Start this worker in a new process with `settings`; stdout is piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.worker", settings_json(settings), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def main() -> int:
