@@ -127,7 +127,10 @@ class ObjectStore:
         self._journal = Journal(
             self.settings.cache_dir / "journal" / namespace, fsync=self.settings.journal_fsync
         )
-        self._files = LocalFiles(self.settings.local_root / self.settings.organization_id)
+        self._files = LocalFiles(
+            self.settings.local_root / self.settings.organization_id,
+            self.settings.cache_dir / "files",
+        )
         self._quota = Quota(
             lambda: self._backend,
             self._space.internal("usage.json"),
@@ -623,36 +626,49 @@ class ObjectStore:
             delay = interval
 
     def _materialize(self, key: str) -> Path:
+        """Make the key's local file current, never silently replacing unsynced work."""
         path = self._files.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        info = self._backend.head(self._space.to_bucket(key))
-        state = self._files.state(key)
-        if info is None:
-            self._files.register(key)
+        bucket_key = self._space.to_bucket(key)
+        with self._files.key_lock(key):  # one download per key on this node at a time
+            info = self._backend.head(bucket_key)
+            state = self._files.state(key)
+            if info is None:
+                if state is not None and path.exists() and not self._files.is_changed(key):
+                    path.unlink()  # a copy of an object deleted elsewhere since
+                self._files.register(key)
+                return path
+            if state is not None and path.exists():
+                if state.etag == info.etag:
+                    # Current: synced by this process, another one, or an earlier run; any
+                    # changes since are compared against that state and synced later.
+                    self._files.register(key, state)
+                    return path
+                if self._files.is_changed(key):
+                    raise self._conflict(key, path)
+            elif self._files.modified_after(path, info.last_modified):
+                raise self._conflict(key, path)  # a file we know nothing about, and newer
+            temporary = self._files.temporary_path(key)
+            try:
+                self._backend.download_file(bucket_key, temporary)
+                self._files.stamp(temporary, info.last_modified)
+                temporary.replace(path)
+            finally:
+                temporary.unlink(missing_ok=True)
+            self._files.record(key, info.etag)
             return path
-        if (
-            state is not None
-            and state.etag == info.etag
-            and path.exists()
-            and not self._files.is_changed(key)
-        ):
-            return path  # current: no download
-        if path.exists() and self._files.is_changed(key) and state is not None:
-            raise LocalFileConflictError(
-                f"The local file for '{key}' at {path} has changes that were not saved, and "
-                "the bucket's copy changed too. Save it with save(key) to keep yours, or "
-                "delete the local file to take the bucket's."
-            )
-        temporary = self._files.temporary_path(key)
-        try:
-            self._backend.download_file(self._space.to_bucket(key), temporary)
-            temporary.replace(path)
-        finally:
-            temporary.unlink(missing_ok=True)
-        self._files.record(key, info.etag)
-        return path
 
-    def _sync_file(self, key: str, *, required: bool) -> bool:
+    @staticmethod
+    def _conflict(key: str, path: Path) -> LocalFileConflictError:
+        return LocalFileConflictError(
+            f"The local file for '{key}' at {path} has changes that were not saved, and the "
+            "bucket's copy changed too; neither was overwritten. Call save(key) to keep "
+            "yours, or delete the local file and call get_file_path(key) to take the bucket's."
+        )
+
+    def _sync_file(self, key: str, *, required: bool, explicit: bool = True) -> bool:
+        """Upload the key's local file. An automatic sync (not `explicit`) refuses to
+        overwrite a bucket object that changed since this file was last synced."""
         path = self._files.path_for(key)
         if not path.is_file():
             if required:
@@ -662,28 +678,32 @@ class ObjectStore:
                 )
             return False
         bucket_key = self._space.to_bucket(key)
-        size = path.stat().st_size
-        old = self._backend.head(bucket_key)
-        files, delta = (0, size - old.size) if old else (1, size)
-        reservation = self._quota.reserve(key, files, delta)
-        try:
-            self._backend.upload_file(path, bucket_key)
-        except BaseException:
-            self._quota.cancel(reservation)
-            raise
-        self._quota.commit(reservation, files, delta)
-        info = self._backend.head(bucket_key)
-        self._files.record(key, info.etag if info else None)
+        with self._files.key_lock(key):
+            before = path.stat()  # a write during the upload will show as a change
+            old = self._backend.head(bucket_key)
+            state = self._files.state(key)
+            if not explicit and old is not None and (state is None or state.etag != old.etag):
+                raise self._conflict(key, path)
+            files, delta = (0, before.st_size - old.size) if old else (1, before.st_size)
+            reservation = self._quota.reserve(key, files, delta)
+            try:
+                self._backend.upload_file(path, bucket_key)
+            except BaseException:
+                self._quota.cancel(reservation)
+                raise
+            self._quota.commit(reservation, files, delta)
+            info = self._backend.head(bucket_key)
+            self._files.record(key, info.etag if info else None, before)
         self._cache.delete(key)
         return True
 
     def _sync_changed_files(self) -> None:
-        """Automatic sync (flush, close, clear, timer): a refusal is reported, once per
-        version of the file, and the file stays local; only save(key) may raise it."""
+        """Automatic sync (flush, close, clear, timer). A quota refusal or a conflict is
+        reported once per version of the file, and the file stays local."""
         for key in self._files.changed_keys():
             try:
-                self._sync_file(key, required=False)
-            except StorageLimitExceededError as exc:
+                self._sync_file(key, required=False, explicit=False)
+            except (StorageLimitExceededError, LocalFileConflictError) as exc:
                 stat = self._files.path_for(key).stat()
                 version = (key, stat.st_size, stat.st_mtime_ns)
                 if version not in self._refused_versions:

@@ -8,6 +8,7 @@ python -m tests.worker SETTINGS_JSON save-and-close PREFIX COUNT
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -41,6 +42,11 @@ def main() -> int:
     settings = ObjectStoreSettings(**json.loads(sys.argv[1]))
     action, prefix, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
     store = ObjectStore(settings)
+    if action == "get-file":
+        path = store.get_file_path(prefix)
+        print(hashlib.sha256(Path(path).read_bytes()).hexdigest(), flush=True)
+        store.close()
+        return 0
     if action == "save-count":
         size = int(sys.argv[5]) if len(sys.argv) > 5 else 10
         saved = sum(store.save_bytes(f"{prefix}/{index}", b"x" * size) for index in range(count))
