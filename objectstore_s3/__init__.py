@@ -19,7 +19,7 @@ from .errors import (
     StorageUnavailableError,
 )
 from .settings import ObjectStoreSettings, StoragePermissions
-from .store import KeyValuePair, ObjectStore, StorageUsage
+from .store import KeyValuePair, ObjectStat, ObjectStore, StorageUsage
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     "KeyValuePair",
     "LocalFileConflictError",
     "ObjectDecodeError",
+    "ObjectStat",
     "ObjectStore",
     "ObjectStoreError",
     "ObjectStoreSettings",

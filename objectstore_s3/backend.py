@@ -223,15 +223,23 @@ class S3Backend:
                         item["Key"], item["Size"], item["ETag"], item.get("LastModified")
                     )
 
-    def download_file(self, key: str, path: Path) -> None:
+    def download_file(
+        self, key: str, path: Path, progress: Callable[[int], None] | None = None
+    ) -> None:
         """Stream an object to `path` with multipart ranged GETs (bounded memory)."""
         with self._translated("download", key):
-            self.client.download_file(self.bucket, key, str(path), Config=self.transfer_config)
+            self.client.download_file(
+                self.bucket, key, str(path), Config=self.transfer_config, Callback=progress
+            )
 
-    def upload_file(self, path: Path, key: str) -> None:
+    def upload_file(
+        self, path: Path, key: str, progress: Callable[[int], None] | None = None
+    ) -> None:
         """Stream a local file to `key`, multipart above the threshold (bounded memory)."""
         with self._translated("upload", key):
-            self.client.upload_file(str(path), self.bucket, key, Config=self.transfer_config)
+            self.client.upload_file(
+                str(path), self.bucket, key, Config=self.transfer_config, Callback=progress
+            )
 
     # -- bucket --------------------------------------------------------------------------
 

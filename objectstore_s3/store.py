@@ -17,12 +17,13 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from . import codecs
-from .backend import S3Backend
+from .backend import ObjectInfo, S3Backend
 from .cache import CacheEntry, NodeCache, namespace_of
 from .errors import (
     KeyNotFoundError,
@@ -39,7 +40,9 @@ from .quota import Quota, Reservation, Usage
 from .server import resolve_endpoint
 from .settings import ObjectStoreSettings
 
-__all__ = ["KeyValuePair", "ObjectStore", "StorageUsage"]
+__all__ = ["KeyValuePair", "ObjectStat", "ObjectStore", "StorageUsage"]
+
+Progress = Callable[[int], None]
 
 log = logging.getLogger("objectstore_s3")
 
@@ -69,6 +72,15 @@ class KeyValuePair(NamedTuple):
     @property
     def Value(self) -> bytes | None:
         return self.value
+
+
+class ObjectStat(NamedTuple):
+    """What `stat` and `list_objects` tell about a key (etag is None while pending)."""
+
+    key: str
+    size: int
+    etag: str | None
+    last_modified: datetime | None
 
 
 class StorageUsage(NamedTuple):
@@ -326,6 +338,71 @@ class ObjectStore:
         self._require("read")
         self._require("write")
         return str(self._materialize(name))
+
+    # -- whole files and metadata (the CLI's operations) -------------------------------------
+
+    def stat(self, key: str) -> ObjectStat:
+        """Size, ETag and last-modified time of a key; KeyNotFoundError if absent."""
+        name = self._key(key)
+        self._require("read")
+        pending = self._journal.get(name)
+        if pending is not None:
+            if pending.op == "delete":
+                raise KeyNotFoundError(name)
+            return ObjectStat(name, pending.length, None, None)
+        info = self._backend.head(self._space.to_bucket(name))
+        if info is None:
+            raise KeyNotFoundError(name)
+        return ObjectStat(name, info.size, info.etag, info.last_modified)
+
+    def list_objects(self, prefix: str = "") -> list[ObjectStat]:
+        """Every key starting with `prefix`, sorted, with its size, ETag and time."""
+        self._require("read")
+        found = {
+            key: ObjectStat(key, info.size, info.etag, info.last_modified)
+            for info in self._backend.list(self._space.root + prefix)
+            if (key := self._space.from_bucket(info.key)) is not None
+        }
+        for entry in self._journal.entries():
+            if not entry.key.startswith(prefix):
+                continue
+            if entry.op == "delete":
+                found.pop(entry.key, None)
+            else:
+                found[entry.key] = ObjectStat(entry.key, entry.length, None, None)
+        return [found[key] for key in sorted(found)]
+
+    def download_file(self, key: str, path: str | Path, progress: Progress | None = None) -> None:
+        """Stream a key's value into a local file (multipart, bounded memory)."""
+        name = self._key(key)
+        self._require("read")
+        target = Path(path)
+        pending = self._journal.get(name)
+        if pending is not None:
+            if pending.op == "delete":
+                raise KeyNotFoundError(name)
+            body = self._journal.data(pending)
+            if body is not None:
+                target.write_bytes(body)
+                return
+        try:
+            self._backend.download_file(self._space.to_bucket(name), target, progress)
+        except KeyNotFoundError as exc:
+            raise KeyNotFoundError(name) from exc
+
+    def upload_file(self, key: str, path: str | Path, progress: Progress | None = None) -> bool:
+        """Store a local file's content under `key` (multipart, bounded memory, quota)."""
+        name = self._key(key)
+        self._require("write")
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"No file to upload for key '{name}': {source} does not exist")
+        try:
+            old = self._backend.head(self._space.to_bucket(name))
+            self._upload_path(name, source, source.stat().st_size, old, progress)
+        except StorageLimitExceededError as exc:
+            return self._refuse(exc)
+        return True
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -684,18 +761,34 @@ class ObjectStore:
             state = self._files.state(key)
             if not explicit and old is not None and (state is None or state.etag != old.etag):
                 raise self._conflict(key, path)
-            files, delta = (0, before.st_size - old.size) if old else (1, before.st_size)
-            reservation = self._quota.reserve(key, files, delta)
-            try:
-                self._backend.upload_file(path, bucket_key)
-            except BaseException:
-                self._quota.cancel(reservation)
-                raise
-            self._quota.commit(reservation, files, delta)
-            info = self._backend.head(bucket_key)
-            self._files.record(key, info.etag if info else None, before)
-        self._cache.delete(key)
+            etag = self._upload_path(key, path, before.st_size, old)
+            self._files.record(key, etag, before)
         return True
+
+    def _upload_path(
+        self,
+        key: str,
+        path: Path,
+        size: int,
+        old: ObjectInfo | None,
+        progress: Progress | None = None,
+    ) -> str | None:
+        """Upload a file within quota (write-through); returns the new object's ETag.
+
+        `old` is the object as it was before (None: absent), for the quota's size delta.
+        """
+        bucket_key = self._space.to_bucket(key)
+        files, delta = (0, size - old.size) if old else (1, size)
+        reservation = self._quota.reserve(key, files, delta)
+        try:
+            self._backend.upload_file(path, bucket_key, progress)
+        except BaseException:
+            self._quota.cancel(reservation)
+            raise
+        self._quota.commit(reservation, files, delta)
+        self._cache.delete(key)
+        info = self._backend.head(bucket_key)
+        return info.etag if info else None
 
     def _sync_changed_files(self) -> None:
         """Automatic sync (flush, close, clear, timer). A quota refusal or a conflict is

@@ -27,6 +27,7 @@ def test_all_is_pinned() -> None:
         "KeyValuePair",
         "LocalFileConflictError",
         "ObjectDecodeError",
+        "ObjectStat",
         "ObjectStore",
         "ObjectStoreError",
         "ObjectStoreSettings",

@@ -1,0 +1,165 @@
+"""Large local files on SeaweedFS: get_file_path and sync-back of 1 GiB, vs raw boto3.
+
+    python bench/bench_files.py [--size-mib 1024] [--rounds 3]
+
+Each operation runs in its own process, so its peak RSS (ru_maxrss) is its own. The
+baseline is boto3's download_file / upload_file with the same tuned TransferConfig
+(16 MiB parts, 8 threads) in the same run. Prints medians; results in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from boto3.s3.transfer import TransferConfig
+from common import BUCKET, create_bucket, print_table, raw_client, seaweed, settings_for
+
+from objectstore_s3 import ObjectStore
+from objectstore_s3.server import SeaweedServer
+
+MiB = 1024 * 1024
+CONFIG = TransferConfig(
+    multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB, max_concurrency=8
+)
+
+
+def write_file(path: Path, size_mib: int, salt: int) -> None:
+    block = os.urandom(MiB)
+    with path.open("wb") as handle:
+        for index in range(size_mib):
+            handle.write((index + salt * 100_000).to_bytes(4, "big") + block[4:])
+
+
+def worker(operation: str, spec: dict[str, Any]) -> None:
+    """One measured operation in this process; prints seconds and peak RSS as JSON."""
+    server = SeaweedServer(
+        Path(spec["data_dir"]),
+        port=spec["port"],
+        access_key_id=spec["key"],
+        secret_access_key=spec["secret"],
+    )
+    folder = Path(spec["folder"])
+    run = folder / f"{operation}-{spec['round']}"
+    run.mkdir(parents=True)
+    client = raw_client(server)
+    seconds = 0.0
+    if operation == "boto3-download":
+        started = time.perf_counter()
+        client.download_file(BUCKET, "bench/big", str(run / "big"), Config=CONFIG)
+        seconds = time.perf_counter() - started
+    elif operation == "boto3-upload":
+        started = time.perf_counter()
+        client.upload_file(spec["changed"], BUCKET, f"raw-upload-{spec['round']}", Config=CONFIG)
+        seconds = time.perf_counter() - started
+    else:
+        settings = settings_for(server, run)
+        with ObjectStore(settings) as store:
+            if operation == "store-get":
+                started = time.perf_counter()
+                store.get_file_path("big")
+                seconds = time.perf_counter() - started
+            else:  # store-sync: materialize, change the file, time the sync back
+                path = store.get_file_path(f"sync-{spec['round']}")
+                shutil.copyfile(spec["changed"], path)
+                started = time.perf_counter()
+                assert store.save(f"sync-{spec['round']}")
+                seconds = time.perf_counter() - started
+    shutil.rmtree(run)
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rss_mib": rss_mib}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with seaweed() as (server, folder):
+        create_bucket(server, folder)
+        source, changed = folder / "source.bin", folder / "changed.bin"
+        write_file(source, args.size_mib, salt=1)
+        write_file(changed, args.size_mib, salt=2)
+        client = raw_client(server)
+        client.upload_file(str(source), BUCKET, "bench/big", Config=CONFIG)
+        for round_ in range(args.rounds):
+            client.upload_file(str(source), BUCKET, f"bench/sync-{round_}", Config=CONFIG)
+        spec = {
+            "data_dir": str(server.data_dir),
+            "port": server.port,
+            "key": server.access_key_id,
+            "secret": server.secret_access_key,
+            "folder": str(folder / "runs"),
+            "changed": str(changed),
+        }
+        results: dict[str, list[dict[str, float]]] = {}
+        operations = ["boto3-download", "store-get", "boto3-upload", "store-sync"]
+        for round_ in range(args.rounds):
+            for operation in operations:
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        operation,
+                        json.dumps({**spec, "round": round_}),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                results.setdefault(operation, []).append(json.loads(out.strip().splitlines()[-1]))
+
+    def median(operation: str, field: str) -> float:
+        return statistics.median(sample[field] for sample in results[operation])
+
+    size = args.size_mib
+    rows = []
+    for ours, theirs, label in (
+        ("store-get", "boto3-download", f"get_file_path of a {size} MiB object"),
+        ("store-sync", "boto3-upload", f"sync-back of a changed {size} MiB file"),
+    ):
+        ours_s, theirs_s = median(ours, "seconds"), median(theirs, "seconds")
+        rows.append(
+            [
+                label,
+                f"{ours_s:.2f} s ({size / ours_s:.0f} MiB/s)",
+                f"{max(s['rss_mib'] for s in results[ours]):.0f} MiB",
+                f"boto3 {'download_file' if 'get' in ours else 'upload_file'}",
+                f"{theirs_s:.2f} s ({size / theirs_s:.0f} MiB/s)",
+                f"{max(s['rss_mib'] for s in results[theirs]):.0f} MiB",
+                f"{theirs_s / ours_s:.0%}",
+            ]
+        )
+    print_table(
+        f"Large files (SeaweedFS on loopback, median of {args.rounds} rounds, each in its own "
+        "process; RSS is the worst round)",
+        [
+            "objectstore-s3",
+            "time",
+            "peak RSS",
+            "baseline",
+            "time",
+            "peak RSS",
+            "throughput vs baseline",
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2], json.loads(sys.argv[3]))
+    else:
+        main()
