@@ -60,8 +60,11 @@ def worker(operation: str, spec: dict[str, Any]) -> None:
         client.download_file(BUCKET, "bench/big", str(run / "big"), Config=CONFIG)
         seconds = time.perf_counter() - started
     elif operation == "boto3-upload":
+        # Like the store's case: the file was just written (its pages still dirty).
+        fresh = run / "changed"
+        shutil.copyfile(spec["changed"], fresh)
         started = time.perf_counter()
-        client.upload_file(spec["changed"], BUCKET, f"raw-upload-{spec['round']}", Config=CONFIG)
+        client.upload_file(str(fresh), BUCKET, f"raw-upload-{spec['round']}", Config=CONFIG)
         seconds = time.perf_counter() - started
     else:
         settings = settings_for(server, run)

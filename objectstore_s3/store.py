@@ -377,14 +377,10 @@ class ObjectStore:
         name = self._key(key)
         self._require("read")
         target = Path(path)
-        pending = self._journal.get(name)
-        if pending is not None:
-            if pending.op == "delete":
-                raise KeyNotFoundError(name)
-            body = self._journal.data(pending)
-            if body is not None:
-                target.write_bytes(body)
-                return
+        body = self._pending_body(name)
+        if body is not None:
+            target.write_bytes(body)
+            return
         try:
             self._backend.download_file(self._space.to_bucket(name), target, progress)
         except KeyNotFoundError as exc:
@@ -466,15 +462,20 @@ class ObjectStore:
                 self._backend_instance = backend
             return self._backend_instance
 
-    def _read(self, key: str) -> bytes | None:
+    def _pending_body(self, key: str) -> bytes | None:
+        """A write-behind value not uploaded yet; KeyNotFoundError for a pending delete;
+        None when nothing is pending (or it was uploaded meanwhile: the bucket has it)."""
         pending = self._journal.get(key)
-        if pending is not None:
-            if pending.op == "delete":
-                raise KeyNotFoundError(key)
-            body = self._journal.data(pending)
-            if body is not None:
-                return body
-            # Uploaded meanwhile: the cache or the bucket has it now.
+        if pending is None:
+            return None
+        if pending.op == "delete":
+            raise KeyNotFoundError(key)
+        return self._journal.data(pending)
+
+    def _read(self, key: str) -> bytes | None:
+        body = self._pending_body(key)
+        if body is not None:
+            return body
         if self._files.is_registered(key) and self._files.is_changed(key):
             return self._files.path_for(key).read_bytes()  # written here, not yet synced
         entry = self._cache.get(key)
