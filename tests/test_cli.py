@@ -60,14 +60,19 @@ def runner(env: dict[str, str]) -> Runner:
 
 
 @pytest.fixture
-def cli(seaweed: SeaweedServer, tmp_path: Path) -> Runner:
-    settings = store_settings(tmp_path, seaweed, organization_id=f"cli-{uuid.uuid4().hex[:8]}")
-    run = runner(environment(settings))
+def cli_env(seaweed: SeaweedServer, tmp_path: Path) -> dict[str, str]:
+    """The environment of a CLI on the test SeaweedFS, with an organization of its own."""
     from objectstore_s3 import ObjectStore
 
+    settings = store_settings(tmp_path, seaweed, organization_id=f"cli-{uuid.uuid4().hex[:8]}")
     with ObjectStore(settings) as store:
         store.create_bucket()
-    return run
+    return environment(settings)
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str]) -> Runner:
+    return runner(cli_env)
 
 
 def test_put_ls_get_stat_rm(cli: Runner, tmp_path: Path) -> None:
@@ -203,3 +208,52 @@ def test_demo_end_to_end(local: Runner, tmp_path: Path) -> None:
     for step in ("csv", "json", "xml", "parquet", "pickle", "Insights", "Clear()"):
         assert step in output
     assert local("server", "stop").stdout.strip() == b"stopped"
+
+
+def test_two_processes_starting_at_once_get_one_server(local: Runner, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBJECTSTORE_", "AWS_"))}
+    env["OBJECTSTORE_LOCAL_ROOT"] = str(tmp_path / "local")
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "objectstore_s3", "server", "start", "--json"],
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=ROOT,
+        )
+        for _ in range(2)
+    ]
+    pids = {json.loads(process.communicate(timeout=120)[0])["pid"] for process in starts}
+    assert len(pids) == 1
+
+
+def test_progress_bar_only_on_a_terminal(
+    cli: Runner, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    import pty
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(8 * 1024 * 1024))
+    piped = cli("put", "big", str(big))
+    assert piped.returncode == 0
+    assert piped.stderr == b""  # not a terminal: no progress bar
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "objectstore_s3", "put", "big2", str(big)],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env=cli_env,
+        cwd=ROOT,
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert process.wait(timeout=120) == 0
+    os.close(main)
+    assert b"put big2" in shown

@@ -92,3 +92,17 @@ def test_closed_store_refuses_work(store: ObjectStore) -> None:
     store.close()
     with pytest.raises(Exception, match="closed"):
         store.save("k", "v")
+
+
+def test_aws_endpoint_uses_aws_and_the_credential_chain(tmp_path: Path) -> None:
+    from objectstore_s3.backend import S3Backend
+    from objectstore_s3.server import resolve_endpoint
+
+    settings = ObjectStoreSettings(
+        endpoint_url="aws", region="eu-west-1", bucket="my-bucket", local_root=tmp_path
+    )
+    endpoint = resolve_endpoint(settings)
+    assert endpoint.url is None  # boto3 picks AWS's own endpoint
+    backend = S3Backend(settings, endpoint)
+    assert "amazonaws.com" in backend.client.meta.endpoint_url
+    assert not (tmp_path / ".server").exists()  # no embedded server was started
