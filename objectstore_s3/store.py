@@ -246,7 +246,10 @@ class ObjectStore:
         return self._save(name, codecs.encode_json(obj, type_))
 
     def save_xml(self, key: str, obj: Any, root: str = "root", type_: Any = None) -> bool:
-        """XML of an `Element`, or of a mapping written as `<root><k>v</k>...</root>`."""
+        """XML of an `Element`, or of a mapping written as `<root><k>v</k>...</root>`.
+
+        `type_` is what `SaveXml[T](key, obj)` passes; the value's own type decides.
+        """
         name = self._key(key)
         return self._save(name, codecs.encode_xml(obj, root))
 
