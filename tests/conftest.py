@@ -73,6 +73,22 @@ def store_settings(
     return ObjectStoreSettings(**values)
 
 
+def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
+    """Settings for an endpoint on a free loopback port where nothing listens."""
+    from objectstore_s3.server import free_ports
+
+    (port,) = free_ports(1)
+    values: dict[str, Any] = {
+        "endpoint_url": f"http://127.0.0.1:{port}",
+        "access_key_id": "k",
+        "secret_access_key": "s",
+        "cache_dir": tmp / "c",
+        "local_root": tmp / "l",
+    }
+    values.update(overrides)
+    return ObjectStoreSettings(**values)
+
+
 @pytest.fixture(params=["moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)])
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -16,19 +16,13 @@ from objectstore_s3 import (
     StoragePermissionError,
     StorageUnavailableError,
 )
-from objectstore_s3.server import SeaweedServer, free_ports
-from tests.conftest import StoreFactory, store_settings
+from objectstore_s3.server import SeaweedServer
+from tests.conftest import StoreFactory, store_settings, unreachable_settings
 
 
 def test_refused_connection_is_unavailable_in_bounded_time(tmp_path: Path) -> None:
-    (port,) = free_ports(1)  # nothing listens here
-    settings = ObjectStoreSettings(
-        endpoint_url=f"http://127.0.0.1:{port}",
-        access_key_id="k",
-        secret_access_key="s",
-        cache_dir=tmp_path / "c",
-        local_root=tmp_path / "l",
-    )
+    settings = unreachable_settings(tmp_path)
+    port = settings.endpoint_url.rsplit(":", 1)[1]
     store = ObjectStore(settings)
     started = time.monotonic()
     for call in (

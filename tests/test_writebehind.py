@@ -20,8 +20,8 @@ from objectstore_s3 import (
     ObjectStoreSettings,
     StorageUnavailableError,
 )
-from objectstore_s3.server import SeaweedServer, free_ports
-from tests.conftest import StoreFactory, store_settings
+from objectstore_s3.server import SeaweedServer
+from tests.conftest import StoreFactory, store_settings, unreachable_settings
 from tests.test_cache import requests_of
 from tests.worker import ROOT, settings_json, spawn
 
@@ -160,16 +160,8 @@ def test_unreachable_bucket_keeps_journal(
 
 
 def test_fresh_store_without_bucket_refuses_rather_than_pretends(tmp_path: Path) -> None:
-    (port,) = free_ports(1)
-    settings = ObjectStoreSettings(
-        endpoint_url=f"http://127.0.0.1:{port}",
-        access_key_id="k",
-        secret_access_key="s",
-        cache_dir=tmp_path / "c",
-        local_root=tmp_path / "l",
-        persistence_interval_seconds=3600,
-        max_attempts=1,
-        connect_timeout_seconds=0.5,
+    settings = unreachable_settings(
+        tmp_path, persistence_interval_seconds=3600, max_attempts=1, connect_timeout_seconds=0.5
     )
     store = ObjectStore(settings)
     # No quota capacity was ever reserved, so the save cannot be accepted safely.
