@@ -220,9 +220,13 @@ def test_four_processes_cannot_pass_file_limit(
     with ObjectStore(settings.model_copy(update={"cache_dir": tmp_path / "check"})) as check:
         assert listing(check)[1] == saved
         assert saved <= 50
-        assert saved >= 40  # leases are small enough that capacity is not stranded
         state = ledger(check)
         assert (state["bytes"], state["files"]) == listing(check)
+        assert state["leases"] == {}  # every worker gave its unspent capacity back
+        # So the organization can be filled to exactly its limit, and no further.
+        filled = [check.save(f"fill/{index}", "x") for index in range(50 - saved + 1)]
+        assert filled == [True] * (50 - saved) + [False]
+        assert listing(check)[1] == 50
 
 
 def test_four_processes_cannot_pass_byte_limit(
