@@ -158,6 +158,15 @@ class NodeCache:
                 self._discard(key)
         return entry
 
+    def contains(self, key: str) -> bool:
+        """Whether the key has an entry, without reading or checking its value."""
+        with self._lock:
+            try:
+                return self._key(key) in self._open()
+            except _CACHE_ERRORS as exc:
+                self._rebuild(exc)
+                return False
+
     def put(self, key: str, body: bytes, etag: str, validated_at: float | None = None) -> None:
         """Cache a value the bucket accepted (or served). Oversized values are skipped."""
         with self._lock:

@@ -13,7 +13,6 @@ import functools
 import random
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,8 +80,6 @@ class Demo:
             if isinstance(exc, ImportError):
                 reason = f"{reason} ({DATAFRAMES_HINT})"
             self.steps.append(Step(name, False, reason))
-            if self.settings.mode == "research":
-                traceback.print_exc()
 
     # -- the seed's sections -----------------------------------------------------------------
 

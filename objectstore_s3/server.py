@@ -194,6 +194,7 @@ class SeaweedServer:
         (self.data_dir / "master.toml").write_text(_MASTER_TOML)
         config = self.data_dir / "s3.json"
         config.touch(mode=0o600)
+        os.chmod(config, 0o600)
         config.write_text(
             json.dumps(
                 {
@@ -356,6 +357,7 @@ def start_local_server(settings: ObjectStoreSettings) -> ServerState:
             server.secret_access_key,
         )
         state_file.touch(mode=0o600)
+        os.chmod(state_file, 0o600)  # it holds the secret; touch() keeps an old file's mode
         state_file.write_text(json.dumps(asdict(state)))
         # The server outlives this process by design; forget the handle without killing it.
         server.process = None

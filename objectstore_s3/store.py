@@ -577,7 +577,7 @@ class ObjectStore:
         pending = self._journal.get(key)
         if pending is not None:
             exists = pending.op == "put"
-        elif not self.settings.cache_revalidate and self._cache.get(key) is not None:
+        elif not self.settings.cache_revalidate and self._cache.contains(key):
             exists = True  # the node cache only holds what the bucket accepted
         else:
             exists = self._backend.head(self._space.to_bucket(key)) is not None
@@ -613,7 +613,7 @@ class ObjectStore:
             return pending.op == "put"
         if self._files.is_registered(key):
             return True
-        if not self.settings.cache_revalidate and self._cache.get(key) is not None:
+        if not self.settings.cache_revalidate and self._cache.contains(key):
             return True
         return self._backend.head(self._space.to_bucket(key)) is not None
 
