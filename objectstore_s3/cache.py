@@ -1,11 +1,18 @@
 """The node-local read cache, on diskcache.
 
-Entries are raw bytes framed with the object's ETag, the time they were last validated
-and a BLAKE2b digest of the body: a damaged entry fails the digest and reads as a miss.
-The `Disk` below refuses to pickle or unpickle anything (diskcache's default pickling is a
-code-execution risk for whoever can write the cache folder, CVE-2025-69872). Any error
-from the cache (a truncated database, a folder deleted under us) is logged, the cache is
-rebuilt, and the caller sees a miss: the cache can make reads faster, never wrong.
+An entry is the raw body behind a small header: the object's ETag and size, when it was
+last validated, and a CRC-32 of the body (a damaged entry fails it and reads as a miss;
+CRC-32 costs a fifth of a cryptographic digest, and detecting accidental damage is all it
+is for: the folder is the user's own). `meta()` reads only the header, so a writer can
+learn a key's ETag and size without reading the value. The `Disk` below refuses to
+pickle or unpickle anything (diskcache's default pickling is a code-execution risk for
+whoever can write the folder, CVE-2025-69872).
+
+Every store on the node shares the folder, so fills are ordered against writes across
+processes: each key has a generation that every write bumps, a read takes it before its
+request and fills only if it is unchanged (a read racing a delete cannot resurrect the
+value). Real storage errors (a damaged database, an I/O error) rebuild the cache,
+removing only the files diskcache made; a timeout on the database lock is a miss.
 """
 
 from __future__ import annotations
@@ -14,27 +21,32 @@ import contextlib
 import hashlib
 import logging
 import os
-import shutil
+import re
 import sqlite3
 import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import diskcache
 
-__all__ = ["CacheEntry", "NodeCache", "namespace_of", "private_directory"]
+from .fs import private_directory
+
+__all__ = ["CacheEntry", "CacheMeta", "NodeCache", "namespace_of"]
 
 log = logging.getLogger("objectstore_s3")
 
-_MAGIC = b"OSC1"
-_HEADER = struct.Struct(">4sdB16s")  # magic, validated_at, etag length, digest
-_CACHE_ERRORS = (sqlite3.Error, OSError, ValueError, TypeError, struct.error, diskcache.Timeout)
+_MAGIC = b"OSC2"
+_HEADER = struct.Struct(">4sdQIB")  # magic, validated_at, size, crc32, etag length
+_DAMAGE = (sqlite3.DatabaseError, OSError)
+_DISKCACHE_FILES = re.compile(r"^cache\.db(-wal|-shm|-journal)?$")
+_VALUE_FOLDER = re.compile(r"^[0-9a-f]{2}$")
 
 
-class _UnsafeEntry(ValueError):
+class _UnsafeEntry(Exception):
     """An entry that would need unpickling: refused."""
 
 
@@ -52,7 +64,7 @@ class RawDisk(diskcache.Disk):  # type: ignore[misc]
         return super().get(key, raw)
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
-        if not read and not isinstance(value, bytes):
+        if not read and not isinstance(value, bytes | int):
             raise TypeError("cache values are bytes")
         return super().store(value, read, key)
 
@@ -62,17 +74,11 @@ class RawDisk(diskcache.Disk):  # type: ignore[misc]
         return super().fetch(mode, filename, value, read)
 
 
-def private_directory(path: Path) -> None:
-    """Create `path` and any missing parents owner-only (0700); tighten `path` itself."""
-    missing = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-    os.chmod(path, 0o700)
+@dataclass(frozen=True)
+class CacheMeta:
+    etag: str
+    size: int
+    validated_at: float
 
 
 @dataclass(frozen=True)
@@ -89,25 +95,24 @@ def namespace_of(*parts: str) -> str:
 
 def _frame(body: bytes, etag: str, validated_at: float) -> bytes:
     etag_bytes = etag.encode("ascii", "replace")[:255]
-    digest = hashlib.blake2b(body, digest_size=16).digest()
-    return _HEADER.pack(_MAGIC, validated_at, len(etag_bytes), digest) + etag_bytes + body
+    header = _HEADER.pack(_MAGIC, validated_at, len(body), zlib.crc32(body), len(etag_bytes))
+    return header + etag_bytes + body
 
 
-def _unframe(blob: bytes) -> CacheEntry | None:
-    if len(blob) < _HEADER.size:
+def _parse_header(head: bytes) -> tuple[CacheMeta, int, int] | None:
+    """(meta, crc, body offset) of a framed entry's first bytes, or None if not ours."""
+    if len(head) < _HEADER.size:
         return None
-    magic, validated_at, etag_len, digest = _HEADER.unpack_from(blob)
-    if magic != _MAGIC:
-        return None
+    magic, validated_at, size, crc, etag_len = _HEADER.unpack_from(head)
     start = _HEADER.size + etag_len
-    body = blob[start:]
-    if hashlib.blake2b(body, digest_size=16).digest() != digest:
+    if magic != _MAGIC or len(head) < start:
         return None
-    return CacheEntry(body, blob[_HEADER.size : start].decode("ascii"), validated_at)
+    etag = head[_HEADER.size : start].decode("ascii", "replace")
+    return CacheMeta(etag, size, validated_at), crc, start
 
 
 class NodeCache:
-    """One organization's view of the node's cache folder (shared by every store on the node)."""
+    """One organization's view of the node's cache folder (shared by every store on it)."""
 
     def __init__(self, directory: Path, namespace: str, size_limit: int) -> None:
         self.directory = directory
@@ -126,90 +131,155 @@ class NodeCache:
             self._close_quietly()
             private_directory(self.directory)
             self._cache = diskcache.Cache(
-                str(self.directory),
+                self._folder,
                 disk=RawDisk,
                 size_limit=self.size_limit,
-                tag_index=True,
                 eviction_policy="least-recently-stored",
+                timeout=5,
             )
         return self._cache
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}/{key}"
 
+    def _generation_key(self, key: str) -> str:
+        return f"{self.namespace}#gen/{key}"
+
+    # -- reading -----------------------------------------------------------------------
+
     def get(self, key: str) -> CacheEntry | None:
         """The cached entry, or None (also for a damaged or unreadable entry)."""
-        with self._lock:
-            try:
-                blob = self._open().get(self._key(key), read=False)
-            except _UnsafeEntry:
-                log.warning("Dropped an unsafe (pickled) cache entry for '%s'", key)
-                self._discard(key)
-                return None
-            except _CACHE_ERRORS as exc:
-                self._rebuild(exc)
-                return None
-        if blob is None:
+        blob = self._guarded(lambda cache: cache.get(self._key(key), read=False), key)
+        if not isinstance(blob, bytes):
             return None
-        entry = _unframe(blob) if isinstance(blob, bytes) else None
-        if entry is None:
-            log.warning("Dropped a damaged cache entry for '%s'", key)
-            with self._lock:
-                self._discard(key)
-        return entry
+        parsed = _parse_header(blob)
+        if parsed is not None:
+            meta, crc, start = parsed
+            body = blob[start:]
+            if len(body) == meta.size and zlib.crc32(body) == crc:
+                return CacheEntry(body, meta.etag, meta.validated_at)
+        log.warning("Dropped a damaged cache entry for '%s'", key)
+        self.invalidate(key)
+        return None
 
-    def contains(self, key: str) -> bool:
-        """Whether the key has an entry, without reading or checking its value."""
-        with self._lock:
-            try:
-                return self._key(key) in self._open()
-            except _CACHE_ERRORS as exc:
-                self._rebuild(exc)
-                return False
+    def meta(self, key: str) -> CacheMeta | None:
+        """The entry's ETag, size and age, reading only its header."""
+        value = self._guarded(lambda cache: cache.get(self._key(key), read=True), key)
+        if value is None:
+            return None
+        if isinstance(value, bytes):
+            head = value[: _HEADER.size + 255]
+        else:
+            handle: BinaryIO = value
+            with handle:
+                head = handle.read(_HEADER.size + 255)
+        parsed = _parse_header(head)
+        return None if parsed is None else parsed[0]
 
-    def put(self, key: str, body: bytes, etag: str, validated_at: float | None = None) -> None:
-        """Cache a value the bucket accepted (or served). Oversized values are skipped."""
-        with self._lock:
-            if len(body) > self.max_value_size:
-                self._discard(key)
-                return
-            blob = _frame(body, etag, time.time() if validated_at is None else validated_at)
-            try:
-                self._open(check_folder=True).set(self._key(key), blob, tag=self.namespace)
-            except _CACHE_ERRORS as exc:
-                self._rebuild(exc)
+    def generation(self, key: str) -> int:
+        """The key's write generation; a fill is accepted only if it is still this."""
+        value = self._guarded(lambda cache: cache.get(self._generation_key(key), 0), key)
+        return value if isinstance(value, int) else 0
 
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self._discard(key)
+    # -- writing -------------------------------------------------------------------------
+
+    def fill(self, key: str, body: bytes, etag: str, generation: int) -> None:
+        """Cache what a read got, unless a write to the key happened since `generation`."""
+
+        def apply(cache: diskcache.Cache) -> None:
+            with cache.transact():
+                if cache.get(self._generation_key(key), 0) == generation:
+                    self._set(cache, key, body, etag, time.time())
+
+        self._guarded(apply, key, write=True)
+
+    def store(self, key: str, body: bytes, etag: str, validated_at: float | None = None) -> None:
+        """Cache a value the bucket accepted (a write: bumps the generation)."""
+        at = time.time() if validated_at is None else validated_at
+
+        def apply(cache: diskcache.Cache) -> None:
+            with cache.transact():
+                cache.incr(self._generation_key(key), default=0)
+                self._set(cache, key, body, etag, at)
+
+        self._guarded(apply, key, write=True)
+
+    def invalidate(self, key: str) -> None:
+        """Forget the key (a write or delete whose result is not cached)."""
+
+        def apply(cache: diskcache.Cache) -> None:
+            with cache.transact():
+                cache.incr(self._generation_key(key), default=0)
+                cache.delete(self._key(key))
+
+        self._guarded(apply, key, write=True)
+
+    def touch(self, key: str, entry: CacheEntry) -> None:
+        """Restart an entry's age after a revalidation (304), unless it was replaced."""
+
+        def apply(cache: diskcache.Cache) -> None:
+            with cache.transact():
+                if (current := cache.get(self._key(key), read=True)) is not None:
+                    if not isinstance(current, bytes):
+                        current.close()
+                    self._set(cache, key, entry.body, entry.etag, time.time())
+
+        self._guarded(apply, key, write=True)
+
+    def _set(self, cache: diskcache.Cache, key: str, body: bytes, etag: str, at: float) -> None:
+        if len(body) > self.max_value_size:
+            cache.delete(self._key(key))
+        else:
+            cache.set(self._key(key), _frame(body, etag, at), tag=None)
 
     def clear(self) -> None:
         """Drop this namespace's entries only; other organizations' stay."""
-        with self._lock:
-            try:
-                self._open().evict(self.namespace)
-            except _CACHE_ERRORS as exc:
-                self._rebuild(exc)
+
+        def apply(cache: diskcache.Cache) -> None:
+            prefix = self.namespace + "/"
+            for name in list(cache.iterkeys()):
+                if isinstance(name, str) and name.startswith(prefix):
+                    self._invalidate_name(cache, name[len(prefix) :])
+
+        self._guarded(apply, "*", write=True)
+
+    def _invalidate_name(self, cache: diskcache.Cache, key: str) -> None:
+        with cache.transact():
+            cache.incr(self._generation_key(key), default=0)
+            cache.delete(self._key(key))
 
     def close(self) -> None:
         with self._lock:
             self._close_quietly()
 
-    def _discard(self, key: str) -> None:
-        try:
-            self._open().delete(self._key(key))
-        except _CACHE_ERRORS as exc:
-            self._rebuild(exc)
+    # -- damage --------------------------------------------------------------------------
+
+    def _guarded(self, action: Any, key: str, write: bool = False) -> Any:
+        """Run `action(cache)`; storage damage rebuilds the cache and reads as a miss."""
+        with self._lock:
+            try:
+                return action(self._open(check_folder=write))
+            except _UnsafeEntry:
+                log.warning("Dropped an unsafe (pickled) cache entry for '%s'", key)
+                with contextlib.suppress(*_DAMAGE, _UnsafeEntry):
+                    self._open().delete(self._key(key))
+                return None
+            except diskcache.Timeout:
+                return None  # another process holds the database: a miss, not damage
+            except _DAMAGE as exc:
+                if isinstance(exc, FileNotFoundError) and not write:
+                    return None  # a value file removed under us: a miss
+                self._rebuild(exc)
+                return None
 
     def _rebuild(self, exc: BaseException) -> None:
-        """The cache is unusable: move it aside and start empty (the bucket is the truth)."""
+        """The cache is unusable: remove the files diskcache made and start empty."""
         log.warning("Node cache at %s is damaged (%s); rebuilding it", self.directory, exc)
         self._close_quietly()
-        if self.directory.exists():
-            shutil.rmtree(self.directory, ignore_errors=True)
+        _remove_diskcache_files(self.directory)
         try:
             self._open()
-        except _CACHE_ERRORS as again:
+        except _DAMAGE as again:
             log.warning(
                 "Node cache at %s is unusable (%s); reads go to the bucket", self.directory, again
             )
@@ -217,6 +287,31 @@ class NodeCache:
 
     def _close_quietly(self) -> None:
         if self._cache is not None:
-            with contextlib.suppress(*_CACHE_ERRORS):
+            with contextlib.suppress(*_DAMAGE):
                 self._cache.close()
             self._cache = None
+
+
+def _remove_diskcache_files(folder: Path) -> None:
+    """Delete the database and value files diskcache creates, and nothing else."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            path = folder / name
+            if _DISKCACHE_FILES.match(name):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            elif _VALUE_FOLDER.match(name) and path.is_dir():
+                _remove_value_files(path)
+
+
+def _remove_value_files(folder: Path) -> None:
+    for root, folders, files in os.walk(folder, topdown=False):
+        for name in files:
+            if name.endswith(".val"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(root, name))
+        for name in folders:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(root, name))  # only if empty
+    with contextlib.suppress(OSError):
+        folder.rmdir()

@@ -12,11 +12,18 @@ __all__ = [
     "InvalidKeyError",
     "KeyNotFoundError",
     "LocalFileConflictError",
+    "LocalPathClashError",
+    "LocalStorageError",
     "ObjectDecodeError",
     "ObjectStoreError",
+    "OutcomeUnknownError",
+    "PreconditionFailedError",
+    "ServerCapabilityError",
     "StorageLimitExceededError",
     "StoragePermissionError",
     "StorageUnavailableError",
+    "SupersededWriteError",
+    "UnsafeFolderError",
 ]
 
 CONTAINS_KEY_HINT = (
@@ -63,9 +70,43 @@ class BucketNotFoundError(StorageUnavailableError):
     """The configured bucket does not exist on the endpoint."""
 
 
+class OutcomeUnknownError(StorageUnavailableError):
+    """A write was sent but its answer never came: the server may or may not have applied
+    it. The store resolves it (a HEAD compared with what was sent) before it reports."""
+
+    def __init__(self, message: str, expected_etag: str | None = None) -> None:
+        super().__init__(message)
+        self.expected_etag = expected_etag  # the ETag the object has if the write landed
+
+
+class PreconditionFailedError(ObjectStoreError):
+    """A conditional request lost a race (HTTP 412): the object is not as expected."""
+
+
+class ServerCapabilityError(ObjectStoreError):
+    """The S3 server lacks a feature a setting depends on (e.g. conditional writes)."""
+
+
+class SupersededWriteError(ObjectStoreError):
+    """A pending write-behind save or delete was dropped because the object changed after
+    it was accepted (another node's newer write wins); reported, never raised."""
+
+
 class ObjectDecodeError(ObjectStoreError, ValueError):
     """A stored value could not be decoded as the requested type."""
 
 
 class LocalFileConflictError(ObjectStoreError, FileExistsError):
     """A local file has unsynced changes and the bucket's copy changed too."""
+
+
+class LocalPathClashError(ObjectStoreError, FileExistsError):
+    """Two keys (`a` and `a/b`) whose local files cannot both exist on disk."""
+
+
+class LocalStorageError(ObjectStoreError, OSError):
+    """Local disk trouble (a full disk, a short write): the operation did not happen."""
+
+
+class UnsafeFolderError(ObjectStoreError, PermissionError):
+    """A node-local folder that another local user could write into."""

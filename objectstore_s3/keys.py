@@ -52,6 +52,13 @@ def normalize_key(key: object) -> str:
         raise InvalidKeyError(f"Invalid key {key!r}: empty path segment ('//')")
     if "." in segments:
         raise InvalidKeyError(f"Invalid key {key!r}: '.' segments are not allowed")
+    if normalized.startswith("."):
+        # LEAN strips dots and then slashes once, so '/.secret' would become '.secret':
+        # a name that normalizes again to 'secret' and so could never be listed as itself.
+        raise InvalidKeyError(
+            f"Invalid key {key!r}: after normalization it starts with '.' ({normalized!r}); "
+            "start the key with a letter, digit or one of _ # - $ ="
+        )
     return normalized
 
 
@@ -78,29 +85,28 @@ class KeySpace:
         """Bucket-key prefix of the organization's objects, ending in '/'."""
         return f"{self._join(self.organization_id)}/"
 
-    def to_bucket(self, key: str) -> str:
-        """Bucket key of an already normalized user key."""
-        bucket_key = self.root + key
-        if len(bucket_key.encode("utf-8")) > MAX_BUCKET_KEY_BYTES:
+    @property
+    def internal_root(self) -> str:
+        """Bucket-key prefix of the store's own records for the organization (the usage
+        ledger): outside `root`, since no organization id can start with a dot."""
+        return f"{self._join(f'{INTERNAL_ROOT}/{self.organization_id}')}/"
+
+    def check(self, key: str) -> None:
+        """Refuse a normalized key whose bucket key would pass S3's length limit."""
+        if len(self.root.encode("utf-8")) + len(key.encode("utf-8")) > MAX_BUCKET_KEY_BYTES:
             raise InvalidKeyError(
                 f"Invalid key {key!r}: the bucket key would be longer than "
                 f"{MAX_BUCKET_KEY_BYTES} bytes; use a shorter key"
             )
-        return bucket_key
 
-    def from_bucket(self, bucket_key: str) -> str | None:
-        """User key of a bucket key, or None if it is not one of this organization's keys."""
-        if not bucket_key.startswith(self.root):
-            return None
-        key = bucket_key[len(self.root) :]
+    @staticmethod
+    def is_key(name: str) -> bool:
+        """Whether an object name under `root` is a key this store would produce (objects
+        other tools wrote with names we refuse are not listed, but they are counted)."""
         try:
-            return key if normalize_key(key) == key else None
+            return normalize_key(name) == name
         except (InvalidKeyError, TypeError):
-            return None  # written by another tool with a name we would never produce
-
-    def internal(self, name: str) -> str:
-        """Bucket key of one of the store's own records for this organization."""
-        return self._join(f"{INTERNAL_ROOT}/{self.organization_id}/{name}")
+            return False
 
     def _join(self, tail: str) -> str:
         return f"{self.prefix}/{tail}" if self.prefix else tail

@@ -1,45 +1,52 @@
-"""Quotas by usage accounting kept in the bucket, correct across processes and machines.
+"""Quotas by usage accounting in the bucket, exact across processes and machines.
 
-The organization's ledger is one small JSON object outside its key space
-(`<prefix>/.objectstore/<org>/usage.json`):
-
-    {"bytes": B, "files": F, "leases": {"<id>": {"bytes": b, "files": f, "expires_at": t}}}
-
-`bytes`/`files` count objects known to exist; a lease is capacity one live store has
-reserved and may spend without asking again. Every change to the ledger is a
-read-modify-write guarded by `If-Match` (its ETag) or `If-None-Match: *` (creation), and
-is retried on 412, so concurrent writers serialize on it. A lease is granted only if
-`bytes + sum(leases) + grant` stays within the limit, hence the stores together can
-never pass a limit. See docs/quotas.md for what is counted when and the crash cases.
+A store spends capacity from its lease in the organization's ledger (ledger.py) without
+asking the bucket; every object write carries a precondition, so the write's effect on
+usage is known exactly and counted as it happens. `transaction()` is the only way to
+spend: it reserves what a write may need, commits the write's real effect when the block
+ends, and cancels on an exception. The ledger itself is changed only by read-modify-write
+with a conditional PUT, retried on 412. The consistency argument is in docs/quotas.md.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
-from .backend import PreconditionFailedError, S3Backend
+from .backend import Backend
 from .errors import (
     KeyNotFoundError,
-    ObjectStoreError,
+    PreconditionFailedError,
     StorageLimitExceededError,
     StorageUnavailableError,
 )
+from .ledger import (
+    LEASE_SECONDS,
+    MB,
+    Delta,
+    Lease,
+    Ledger,
+    LedgerDamagedError,
+    Rebase,
+    grant_headroom,
+)
 
-__all__ = ["Quota", "Reservation", "Usage"]
+__all__ = ["Quota", "Spend", "Usage"]
 
 log = logging.getLogger("objectstore_s3")
 
-MB = 1024 * 1024
-LEASE_SECONDS = 300.0
-_MAX_CONFLICT_RETRIES = 50
+LEDGER = "usage.json"
+_MARGIN = 5.0  # seconds before its expiry a lease stops being spent
+_MAX_CONFLICTS = 60
+
+Enforcement = Literal["exact", "best_effort", "off"]
 
 
 def _mb(size: int) -> str:
@@ -53,304 +60,370 @@ class Usage:
     files: int
 
 
-@dataclass(frozen=True)
-class Reservation:
-    """Capacity taken from this store's lease for one pending write."""
+@dataclass
+class Spend:
+    """What one write did to usage, told by the code inside `Quota.transaction`."""
 
-    files: int
-    bytes: int
+    files: int = 0
+    bytes: int = 0
+    done: bool = False
+    ambiguous: bool = False
+
+    def effect(self, files: int, size: int) -> None:
+        """The write happened and changed usage by exactly (files, size)."""
+        self.files, self.bytes, self.done = files, size, True
+
+    def unknown(self, files: int, size: int) -> None:
+        """The write may or may not have happened: only the increase is counted."""
+        self.files, self.bytes, self.done, self.ambiguous = files, size, True, True
 
 
 @dataclass
-class _Ledger:
-    bytes: int
-    files: int
-    leases: dict[str, dict[str, float]]
-    etag: str | None
+class _State:
+    """This store's side of the quota; replaced whole when a ledger update succeeds."""
 
-    def leased(self, now: float, exclude: str | None = None) -> tuple[int, int]:
-        live = [
-            lease
-            for lease_id, lease in self.leases.items()
-            if lease["expires_at"] > now and lease_id != exclude
-        ]
-        return (
-            int(sum(lease["bytes"] for lease in live)),
-            int(sum(lease["files"] for lease in live)),
-        )
+    allowance_bytes: int = 0
+    allowance_files: int = 0
+    held: dict[str, tuple[int, int]] = field(default_factory=dict)  # token -> (files, bytes)
+    flying_bytes: int = 0
+    flying_files: int = 0
+    deltas: list[Delta] = field(default_factory=list)
+    generation: int = 0
+    expires: float = 0.0  # server clock; 0: no lease yet
+
+    def held_totals(self) -> tuple[int, int]:
+        return sum(b for _, b in self.held.values()), sum(f for f, _ in self.held.values())
 
 
 class Quota:
-    """One store's view of its organization's quota: a lease spent locally, settled often."""
+    """One store's view of its organization's quota."""
 
     def __init__(
         self,
-        backend: Callable[[], S3Backend],
-        ledger_key: str,
-        list_usage: Callable[[], Usage],
+        records: Backend,
+        objects: Backend,
         max_bytes: int,
         max_files: int,
+        *,
+        enforcement: Enforcement = "exact",
+        grace: float = 120.0,
     ) -> None:
-        self._backend = backend
-        self._ledger_key = ledger_key
-        self._list_usage = list_usage
+        self._records = records
+        self._objects = objects
         self.max_bytes = max_bytes
         self.max_files = max_files
-        self._lock = threading.RLock()
+        self.enforcement = enforcement
+        self._grace = grace
         self._lease_id = uuid.uuid4().hex
-        self._allowance_bytes = 0
-        self._allowance_files = 0
-        self._unsettled_bytes = 0
-        self._unsettled_files = 0
-        # Reserved for writes not done yet (write-behind saves waiting for a flush).
-        self._outstanding_bytes = 0
-        self._outstanding_files = 0
-        self._renew_at = 0.0
+        self._lock = threading.RLock()
+        self._state = _State()
 
-    # -- spending ----------------------------------------------------------------------------
+    @property
+    def lease_id(self) -> str:
+        return self._lease_id
 
-    def reserve(
-        self, key: str, files: int, size_delta: int, replacing: Reservation | None = None
-    ) -> Reservation:
-        """Take capacity for a write that adds `files` objects and `size_delta` bytes.
+    # -- spending ------------------------------------------------------------------------
 
-        `replacing` is the reservation of a pending write this one supersedes (a coalesced
-        write-behind save); it is given back if, and only if, the new one succeeds.
-        Raises StorageLimitExceededError (nothing changed) if the organization's limits
-        do not leave room, counting every other store's lease as used.
-        """
-        need = Reservation(max(files, 0), max(size_delta, 0))
-        with self._lock:
-            if replacing is not None:
-                self.cancel(replacing)
-            covered = need.files <= self._allowance_files and need.bytes <= self._allowance_bytes
-            try:
-                if not covered:
-                    self._sync(key, need)
-                elif time.monotonic() > self._renew_at:
-                    self._renew_quietly()
-            except BaseException:
-                if replacing is not None:  # the superseded write stays pending: keep its share
-                    self.hold(replacing)
-                raise
-            self.hold(need)
-            return need
-
-    def renew(self) -> None:
-        """Keep this store's lease alive before a change that needs no reservation."""
-        with self._lock:
-            if time.monotonic() > self._renew_at:
-                self._renew_quietly()
-
-    def _renew_quietly(self) -> None:
-        # Best effort: with the bucket unreachable, the capacity already reserved is still
-        # ours to spend (write-behind keeps accepting saves through an outage).
+    @contextmanager
+    def transaction(
+        self, key: str, files: int = 0, size: int = 0, *, held: str | None = None
+    ) -> Iterator[Spend]:
+        """Reserve room for one write (or use the capacity held under `held`), then count
+        what the block reports with `spend.effect()`; nothing reported, or an exception,
+        gives the reservation back (a held one stays held)."""
+        spend = Spend()
+        if self.enforcement == "off":
+            yield spend
+            return
+        need_files, need_bytes = self._take(key, files, size, held)
         try:
-            self._update(lambda ledger: self._settle_into(ledger, release=False))
-        except StorageUnavailableError as exc:
-            log.warning("Could not renew the quota lease (%s); spending the reserved capacity", exc)
-
-    def commit(self, reservation: Reservation, files: int, size_delta: int) -> None:
-        """The write happened and changed usage by (files, size_delta); return the rest."""
+            yield spend
+        except BaseException:
+            self._give_back(need_files, need_bytes, held)
+            raise
+        if not spend.done:
+            self._give_back(need_files, need_bytes, held)
+            return
         with self._lock:
-            self._allowance_files += reservation.files - max(files, 0)
-            self._allowance_bytes += reservation.bytes - max(size_delta, 0)
-            self._outstanding_files -= reservation.files
-            self._outstanding_bytes -= reservation.bytes
-            self._unsettled_files += files
-            self._unsettled_bytes += size_delta
+            state = self._state
+            state.flying_files -= need_files
+            state.flying_bytes -= need_bytes
+            state.allowance_files += need_files - max(spend.files, 0)
+            state.allowance_bytes += need_bytes - max(spend.bytes, 0)
+            self._record(spend)
 
-    def hold(self, reservation: Reservation) -> None:
-        """Take back a reservation given up too early (its write is still pending)."""
+    def keep(
+        self, token: str, key: str, files: int, size: int, *, replaces: str | None = None
+    ) -> None:
+        """Reserve room for a journaled write and hold it under `token` until it is
+        uploaded (`transaction(held=token)`) or released. `replaces`: the hold of the
+        pending write this one supersedes, given up if (and only if) this one is taken."""
+        if self.enforcement == "off":
+            return
         with self._lock:
-            self._allowance_files -= reservation.files
-            self._allowance_bytes -= reservation.bytes
-            self._outstanding_files += reservation.files
-            self._outstanding_bytes += reservation.bytes
+            need = self._take(key, files, size, replaces)
+            self._state.flying_files -= need[0]
+            self._state.flying_bytes -= need[1]
+            self._state.held[token] = need
 
-    def cancel(self, reservation: Reservation) -> None:
-        """The write did not happen: give the capacity back to the lease."""
+    def release(self, token: str) -> None:
+        """A held write will never happen: its capacity returns to the lease."""
         with self._lock:
-            self._allowance_files += reservation.files
-            self._allowance_bytes += reservation.bytes
-            self._outstanding_files -= reservation.files
-            self._outstanding_bytes -= reservation.bytes
+            files, size = self._state.held.pop(token, (0, 0))
+            self._state.allowance_files += files
+            self._state.allowance_bytes += size
 
-    def record(self, files: int, size_delta: int) -> None:
-        """Usage changed without a reservation (a delete, which only frees space)."""
+    def record(self, files: int, size: int) -> None:
+        """A change that needed no room (a delete): counted as it happened."""
+        if self.enforcement == "off":
+            return
+        spend = Spend()
+        spend.effect(files, size)
         with self._lock:
-            self._unsettled_files += files
-            self._unsettled_bytes += size_delta
+            self._record(spend)
 
-    # -- the ledger ----------------------------------------------------------------------------
+    def _record(self, spend: Spend) -> None:
+        state = self._state
+        when = self._records.server_time()
+        applied_by = when[1] if when else time.time() + 3600.0
+        last = state.deltas[-1] if state.deltas else None
+        if last is None or last.seen != state.generation or int(last.applied_by) != int(applied_by):
+            last = Delta(state.generation, applied_by)
+            state.deltas.append(last)
+        last.applied_by = max(last.applied_by, applied_by)
+        last.add(spend.files, spend.bytes)
+        last.ambiguous = last.ambiguous or spend.ambiguous
 
-    def settle(self, release: bool = False) -> None:
-        """Write this store's usage changes to the ledger; with `release`, drop its lease."""
+    def _take(self, key: str, files: int, size: int, held: str | None) -> tuple[int, int]:
+        """Move (files, size) from the allowance (or the hold) into flight."""
+        need_files, need_bytes = max(files, 0), max(size, 0)
         with self._lock:
-            unsettled = bool(self._unsettled_files or self._unsettled_bytes)
-            if not unsettled and not (release and self._renew_at):
-                return  # nothing to report, and no lease to give back
-            self._update(lambda ledger: self._settle_into(ledger, release))
+            restore = None
+            if held is not None and held in self._state.held:
+                restore = self._state.held.pop(held)
+                self._state.allowance_files += restore[0]
+                self._state.allowance_bytes += restore[1]
+            try:
+                self._cover(key, need_files, need_bytes)
+            except BaseException:
+                if restore is not None and held is not None:
+                    self._state.allowance_files -= restore[0]
+                    self._state.allowance_bytes -= restore[1]
+                    self._state.held[held] = restore
+                raise
+            state = self._state
+            state.allowance_files -= need_files
+            state.allowance_bytes -= need_bytes
+            state.flying_files += need_files
+            state.flying_bytes += need_bytes
+            return need_files, need_bytes
 
-    def usage(self) -> Usage:
-        """The organization's usage after settling this store's changes."""
+    def _cover(self, key: str, need_files: int, need_bytes: int) -> None:
+        """Make the allowance cover a write, renewing or growing the lease if needed."""
+        covered = self._covered(need_files, need_bytes)
+        if covered == "renew":
+            try:
+                self._update(lambda ledger, state: None)
+            except StorageUnavailableError as exc:
+                # The lease is still valid: keep spending it through the outage.
+                log.warning("Could not renew the quota lease (%s); spending what it holds", exc)
+            covered = self._covered(need_files, need_bytes)
+        if covered != "yes":
+            self._grow(key, need_files, need_bytes)
+
+    def _give_back(self, files: int, size: int, held: str | None) -> None:
         with self._lock:
-            ledger = self._update(lambda ledger: self._settle_into(ledger, release=False))
-            return Usage(ledger.bytes, ledger.files)
+            state = self._state
+            state.flying_files -= files
+            state.flying_bytes -= size
+            if held is not None:
+                state.held[held] = (files, size)
+            else:
+                state.allowance_files += files
+                state.allowance_bytes += size
 
-    def reconcile(self) -> Usage:
-        """Rebuild the counts from a listing of the organization's objects (repairs drift)."""
-        with self._lock:
-            listed = self._list_usage()
+    def _covered(self, files: int, size: int) -> Literal["yes", "renew", "no"]:
+        """Whether the allowance covers a write: "renew" past the lease's half-life."""
+        state = self._state
+        if files > state.allowance_files or size > state.allowance_bytes:
+            return "no"
+        now = self._records.server_time()
+        # Spend only while the lease surely outlives the write (server clock, upper bound).
+        if now is None or now[1] >= state.expires - _MARGIN:
+            return "no"
+        return "yes" if now[1] < state.expires - LEASE_SECONDS / 2 else "renew"
 
-            def apply(ledger: _Ledger) -> None:
-                ledger.bytes, ledger.files = listed.bytes, listed.files
-                # The listing already counts what this store wrote.
-                self._unsettled_bytes = self._unsettled_files = 0
-                self._settle_into(ledger, release=False)
+    # -- the ledger ------------------------------------------------------------------------
 
-            ledger = self._update(apply)
-            return Usage(ledger.bytes, ledger.files)
+    def _grow(self, key: str, files: int, size: int) -> None:
+        """Settle and grow the lease so it covers (files, size) plus headroom, or refuse."""
 
-    def _sync(self, key: str, need: Reservation) -> None:
-        """Settle and grow the lease so it covers `need` (plus headroom), or refuse."""
-
-        def apply(ledger: _Ledger) -> None:
-            self._settle_into(ledger, release=False)
-            now = time.time()
-            leased_bytes, leased_files = ledger.leased(now, exclude=self._lease_id)
-            # Our own pending reservations are in use too, until their writes are counted.
-            free_files = self.max_files - ledger.files - leased_files - self._outstanding_files
-            free_bytes = self.max_bytes - ledger.bytes - leased_bytes - self._outstanding_bytes
-            want_files = need.files - self._allowance_files
-            want_bytes = need.bytes - self._allowance_bytes
-            if want_files > 0 and want_files > free_files:
+        def apply(ledger: Ledger, state: _State) -> None:
+            free_bytes, free_files = ledger.free(self.max_bytes, self.max_files, self._lease_id)
+            # What this store has in flight and held is in use too.
+            held_bytes, held_files = state.held_totals()
+            free_files -= state.flying_files + held_files
+            free_bytes -= state.flying_bytes + held_bytes
+            want_files = files - max(state.allowance_files, 0)
+            want_bytes = size - max(state.allowance_bytes, 0)
+            if files and want_files > free_files:
+                reserved = self.max_files - ledger.files - free_files
                 raise StorageLimitExceededError(
                     f"You have reached the ObjectStore limit for files it can save: "
-                    f"{self.max_files} ({ledger.files} stored, {leased_files} reserved by "
-                    f"other writers), unable to save the new file: '{key}'. Delete keys or "
-                    "raise storage_file_count."
+                    f"{self.max_files} ({ledger.files} stored, {reserved} reserved by saves in "
+                    f"progress), unable to save the new file: '{key}'. Delete keys or raise "
+                    "storage_file_count."
                 )
-            if want_bytes > 0 and want_bytes > free_bytes:
+            if size and want_bytes > free_bytes:
+                reserved = self.max_bytes - ledger.bytes - free_bytes
                 raise StorageLimitExceededError(
-                    f"Unable to save '{key}' ({_mb(need.bytes)}): it would exceed the storage "
+                    f"Unable to save '{key}' ({_mb(size)}): it would exceed the storage "
                     f"capacity limit of {_mb(self.max_bytes)} ({_mb(ledger.bytes)} used, "
-                    f"{_mb(leased_bytes)} reserved by other writers). Delete keys or raise "
+                    f"{_mb(reserved)} reserved by saves in progress). Delete keys or raise "
                     "storage_limit_bytes."
                 )
-            # Headroom: an eighth of what is free, so most saves need no ledger request,
-            # small enough that concurrent writers are not starved.
-            self._allowance_files += max(want_files, 0) + max(
-                0, min((free_files - max(want_files, 0)) // 8, 1000)
+            others = ledger.live_others(self._lease_id)
+            state.allowance_files = max(state.allowance_files, 0) + max(want_files, 0)
+            state.allowance_bytes = max(state.allowance_bytes, 0) + max(want_bytes, 0)
+            state.allowance_files += grant_headroom(free_files - max(want_files, 0), others, 1000)
+            state.allowance_bytes += grant_headroom(
+                free_bytes - max(want_bytes, 0), others, 256 * MB
             )
-            self._allowance_bytes += max(want_bytes, 0) + max(
-                0, min((free_bytes - max(want_bytes, 0)) // 8, 256 * MB)
-            )
-            self._write_lease(ledger, now)
 
         self._update(apply)
 
-    def _settle_into(self, ledger: _Ledger, release: bool) -> None:
-        if self._lease_id not in ledger.leases and self._renew_at:
-            # Our lease expired (we were idle past it) and was reclaimed with a listing,
-            # which counted everything we had written: start over from the ledger.
-            log.warning("Object Store quota lease expired; continuing with a new one")
-            self._unsettled_bytes = self._unsettled_files = 0
-            self._allowance_bytes = self._allowance_files = 0
-        ledger.bytes = max(0, ledger.bytes + self._unsettled_bytes)
-        ledger.files = max(0, ledger.files + self._unsettled_files)
-        self._unsettled_bytes = self._unsettled_files = 0
-        if release and not (self._outstanding_files or self._outstanding_bytes):
-            self._allowance_bytes = self._allowance_files = 0
-            ledger.leases.pop(self._lease_id, None)
-        else:
-            self._write_lease(ledger, time.time())
+    def renew(self) -> None:
+        """Settle this store's changes and extend its lease (at most one update)."""
+        if self.enforcement == "off":
+            return
+        with self._lock:
+            self._update(lambda ledger, state: None)
 
-    def _write_lease(self, ledger: _Ledger, now: float) -> None:
-        # Written even when empty: while this store is open, its lease marks it alive.
-        # A negative allowance (replayed writes nobody reserved) reserves nothing.
-        ledger.leases[self._lease_id] = {
-            "bytes": max(self._allowance_bytes, 0) + self._outstanding_bytes,
-            "files": max(self._allowance_files, 0) + self._outstanding_files,
-            "expires_at": now + LEASE_SECONDS,
-        }
+    def settle(self, release: bool = False) -> None:
+        """Write this store's changes to the ledger; with `release`, give the lease back."""
+        if self.enforcement == "off":
+            return
+        with self._lock:
+            state = self._state
+            if not state.deltas and not (release and state.expires):
+                return
 
-    def _update(self, apply: Callable[[_Ledger], None]) -> _Ledger:
+            def apply(ledger: Ledger, state: _State) -> None:
+                if release and not state.held and not state.flying_files:
+                    state.allowance_bytes = state.allowance_files = 0
+                    state.expires = -1.0  # drop the lease from the ledger
+
+            self._update(apply)
+
+    def reconcile(self) -> Usage:
+        """Recount the organization's usage from a listing (repairs drift)."""
+        with self._lock:
+            ledger = self._update(lambda ledger, state: None, recount=True)
+            return Usage(ledger.bytes, ledger.files)
+
+    def ledger(self) -> Ledger | None:
+        """The ledger as stored (None if there is none yet)."""
+        try:
+            data = self._records.get(LEDGER)
+        except KeyNotFoundError:
+            return None
+        assert data is not None
+        return Ledger.parse(data.body)
+
+    def _update(self, apply: Callable[[Ledger, _State], None], *, recount: bool = False) -> Ledger:
         """Read-modify-write the ledger with a conditional PUT, retrying lost races.
 
-        `apply` mutates the ledger and this store's local state; local state is restored
-        before each retry so a lost race is not counted twice.
+        `apply` changes a copy of the ledger and of this store's state; both take effect
+        only once the PUT succeeded, so a lost race is never counted twice.
         """
-        backend = self._backend()
-        for _ in range(_MAX_CONFLICT_RETRIES):
-            snapshot = (
-                self._allowance_bytes,
-                self._allowance_files,
-                self._unsettled_bytes,
-                self._unsettled_files,
-            )
-            ledger = self._load(backend)
-            expired = [
-                lease_id
-                for lease_id, lease in ledger.leases.items()
-                if lease["expires_at"] <= time.time() and lease_id != self._lease_id
-            ]
-            if expired:
-                # A store died holding a lease: what it wrote but never settled is only
-                # known to a listing. Reclaim the lease and recount.
-                listed = self._list_usage()
-                ledger.bytes, ledger.files = listed.bytes, listed.files
-                for lease_id in expired:
-                    del ledger.leases[lease_id]
+        for _ in range(_MAX_CONFLICTS):
+            ledger, etag, damaged = self._load()
+            now = self._records.server_time()
+            low = now[0] if now else time.time()
+            expired = ledger.expired(low)
+            quiet = ledger.drift and ledger.live_others(self._lease_id) == 0 and not ledger.holds
+            if recount or expired or quiet or damaged:
+                self._recount(ledger, low)
+                ledger.reclaim(expired, low)
+            state = self._draft(ledger)
+            apply(ledger, state)
+            self._write_lease(ledger, state, low)
             try:
-                apply(ledger)
-                body = json.dumps(
-                    {"bytes": ledger.bytes, "files": ledger.files, "leases": ledger.leases},
-                    sort_keys=True,
-                ).encode()
-                if ledger.etag is None:
-                    ledger.etag = backend.put(self._ledger_key, body, if_none_match="*")
+                if etag is None:
+                    self._records.put(LEDGER, ledger.dump(), if_none_match="*")
                 else:
-                    ledger.etag = backend.put(self._ledger_key, body, if_match=ledger.etag)
+                    self._records.put(LEDGER, ledger.dump(), if_match=etag)
             except PreconditionFailedError:
-                (
-                    self._allowance_bytes,
-                    self._allowance_files,
-                    self._unsettled_bytes,
-                    self._unsettled_files,
-                ) = snapshot
-                time.sleep(random.uniform(0.002, 0.02))  # noqa: S311  (jitter, not crypto)
+                time.sleep(random.uniform(0.002, 0.03))  # noqa: S311  (jitter)
                 continue
-            except BaseException:
-                # Refused, or the ledger could not be written: nothing was settled.
-                (
-                    self._allowance_bytes,
-                    self._allowance_files,
-                    self._unsettled_bytes,
-                    self._unsettled_files,
-                ) = snapshot
-                raise
-            self._renew_at = time.monotonic() + LEASE_SECONDS / 2
+            self._state = state
             return ledger
-        raise ObjectStoreError(
-            f"The usage ledger {self._ledger_key} kept changing under {_MAX_CONFLICT_RETRIES} "
-            "attempts to update it; try again."
+        raise StorageUnavailableError(
+            f"The usage ledger kept changing under {_MAX_CONFLICTS} attempts to update it "
+            "(many writers at once); try again."
         )
 
-    def _load(self, backend: S3Backend) -> _Ledger:
+    def _draft(self, ledger: Ledger) -> _State:
+        """This store's state after settling its changes into `ledger` (a copy)."""
+        state = replace(self._state, held=dict(self._state.held), deltas=[])
+        if state.expires and self._lease_id not in ledger.leases:
+            # The lease was reclaimed (we were idle past it): its allowance is gone; what
+            # it held for journaled saves was kept as a hold, which we take back.
+            log.warning("Object Store quota lease expired; continuing with a new one")
+            state.allowance_bytes = state.allowance_files = 0
+            ledger.holds.pop(self._lease_id, None)
+        rebase = Rebase(ledger.generation, ledger.rebased_at)
+        for delta in self._state.deltas:
+            files, size, over = delta.settle(rebase)
+            ledger.files = max(0, ledger.files + files)
+            ledger.bytes = max(0, ledger.bytes + size)
+            ledger.drift = ledger.drift or over
+        state.generation = ledger.generation
+        return state
+
+    def _write_lease(self, ledger: Ledger, state: _State, low: float) -> None:
+        if state.expires < 0:
+            ledger.leases.pop(self._lease_id, None)
+            state.expires = 0.0
+            return
+        held_bytes, held_files = state.held_totals()
+        ledger.leases[self._lease_id] = Lease(
+            bytes=max(state.allowance_bytes, 0) + state.flying_bytes + held_bytes,
+            files=max(state.allowance_files, 0) + state.flying_files + held_files,
+            held_bytes=held_bytes,
+            held_files=held_files,
+            expires=low + LEASE_SECONDS,
+            grace=self._grace,
+        )
+        state.expires = low + LEASE_SECONDS
+
+    def _recount(self, ledger: Ledger, low: float) -> None:
+        """Set committed usage from a listing begun now (a new rebase generation)."""
+        listed = self.list_usage()
+        ledger.bytes, ledger.files = listed.bytes, listed.files
+        # Generations grow with the server's clock, so a ledger rebuilt from nothing still
+        # gets one newer than any a store has seen.
+        ledger.generation = max(ledger.generation + 1, int(low * 1000))
+        ledger.rebased_at = low
+        ledger.drift = False
+
+    def _load(self) -> tuple[Ledger, str | None, bool]:
+        """The ledger, its ETag (None: absent) and whether it must be rebuilt."""
         try:
-            data = backend.get(self._ledger_key)
+            data = self._records.get(LEDGER)
         except KeyNotFoundError:
-            # No ledger yet (or it was deleted): build it from a listing.
-            listed = self._list_usage()
-            return _Ledger(listed.bytes, listed.files, {}, None)
+            return Ledger(), None, True  # no ledger yet (or it was deleted)
         assert data is not None
         try:
-            raw: dict[str, Any] = json.loads(data.body)
-            return _Ledger(
-                int(raw["bytes"]), int(raw["files"]), dict(raw.get("leases", {})), data.etag
-            )
-        except (ValueError, KeyError, TypeError):
-            log.warning("The usage ledger %s is damaged; rebuilding it", self._ledger_key)
-            listed = self._list_usage()
-            return _Ledger(listed.bytes, listed.files, {}, data.etag)
+            return Ledger.parse(data.body), data.info.etag, False
+        except LedgerDamagedError as exc:
+            log.warning("The usage ledger is damaged (%s); rebuilding it from a listing", exc)
+            return Ledger(), data.info.etag, True
+
+    def list_usage(self) -> Usage:
+        """Bytes and objects under the organization's prefix, from a listing."""
+        total = count = 0
+        for info in self._objects.list():
+            total += info.size
+            count += 1
+        return Usage(total, count)

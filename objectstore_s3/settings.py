@@ -19,6 +19,7 @@ from .keys import ORGANIZATION_ID_PATTERN, normalize_prefix
 __all__ = ["Mode", "ObjectStoreSettings", "StoragePermissions"]
 
 Mode = Literal["backtest", "live", "research"]
+QuotaEnforcement = Literal["exact", "best_effort", "off"]
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -85,6 +86,9 @@ class ObjectStoreSettings(BaseSettings):
     # fsync also survives a power loss or an OS crash, at about a disk flush per save.
     journal_fsync: bool = False
     mode: Mode = "backtest"
+    # exact: check once per bucket that the server honours conditional writes (refuse
+    # the first write if not); best_effort: account without that guarantee; off: none.
+    quota_enforcement: QuotaEnforcement = "exact"
 
     # Network: bounded so that an unreachable endpoint fails in seconds.
     connect_timeout_seconds: float = Field(3.0, gt=0)

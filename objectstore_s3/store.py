@@ -1,116 +1,64 @@
-"""`ObjectStore`: the organization's key-value store, composed of the other modules.
+"""`ObjectStore`: the organization's key-value store, a thin API over its parts.
 
-Public methods validate (key, permission, value type) and then call one private
-primitive each: `_read`, `_write`, `_remove`, `_list`. The primitives compose the node
-cache, the bucket backend and the local files. PascalCase aliases follow LEAN's API, and
-`ReadJson[T](key)`-style generics pass `T` on as `type_`.
+Public methods validate (key, permission, value type) and then make one call into the
+parts: the node view (view.py) for reads, the writer (writer.py) for writes. The parts
+that talk to the bucket are built on first use, so constructing a store does no network
+I/O; the backend may be injected (`ObjectStore(settings, backend=MemoryBackend())`).
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
+import concurrent.futures.thread  # noqa: F401  (its exit hook must be registered before ours)
+import contextlib
 import logging
-import random
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from . import codecs
-from .backend import ObjectInfo, S3Backend
-from .cache import CacheEntry, NodeCache, namespace_of
+from .backend import Backend
+from .cache import NodeCache, namespace_of
+from .capability import probe
+from .commit import Committer
 from .errors import (
     KeyNotFoundError,
-    LocalFileConflictError,
     ObjectDecodeError,
     ObjectStoreError,
+    ServerCapabilityError,
     StorageLimitExceededError,
     StoragePermissionError,
 )
-from .journal import Journal, PendingEntry
+from .journal import Journal
 from .keys import KeySpace, normalize_key
+from .lean import PERMISSION_MESSAGES, Generic_, KeyValuePair, ObjectStat, StorageUsage
 from .localfiles import LocalFiles
-from .quota import Quota, Reservation, Usage
-from .server import resolve_endpoint
+from .quota import Quota
 from .settings import ObjectStoreSettings
+from .view import Listed, NodeView
+from .writer import Flusher, WriteBehind, Writer, WriteThrough
 
 __all__ = ["KeyValuePair", "ObjectStat", "ObjectStore", "StorageUsage"]
 
 Progress = Callable[[int], None]
+R = TypeVar("R")
 
 log = logging.getLogger("objectstore_s3")
 
-R = TypeVar("R")
 
-_PERMISSION_MESSAGES = {
-    "read": "The current user does not have permission to read from the organization Object "
-    "Store. Please contact your organization administrator to request permission.",
-    "write": "The current user does not have permission to write to the organization Object "
-    "Store. Please contact your organization administrator to request permission.",
-    "delete": "The current user does not have permission to delete objects from the "
-    "organization Object Store. Please contact your organization administrator to request "
-    "permission.",
-}
+@dataclass
+class _Core:
+    """The parts that talk to the bucket, built together on first use."""
 
-
-class KeyValuePair(NamedTuple):
-    """One stored object during iteration; `.key/.value` and LEAN's `.Key/.Value`."""
-
-    key: str
-    value: bytes | None
-
-    @property
-    def Key(self) -> str:
-        return self.key
-
-    @property
-    def Value(self) -> bytes | None:
-        return self.value
-
-
-class ObjectStat(NamedTuple):
-    """What `stat` and `list_objects` tell about a key (etag is None while pending)."""
-
-    key: str
-    size: int
-    etag: str | None
-    last_modified: datetime | None
-
-
-class StorageUsage(NamedTuple):
-    bytes: int
-    files: int
-    max_size: int
-    max_files: int
-
-
-class _Generic(Generic[R]):
-    """Makes `store.ReadJson[T](key)` call `read_json(key, type_=T)` (C#-style generics)."""
-
-    def __init__(self, method: Callable[..., R]) -> None:
-        self._method = method
-        self.__doc__ = method.__doc__
-
-    def __get__(self, instance: Any, owner: type | None = None) -> _BoundGeneric[R]:
-        return _BoundGeneric(self._method, instance)
-
-
-class _BoundGeneric(Generic[R]):
-    def __init__(self, method: Callable[..., R], instance: Any) -> None:
-        self._method = method
-        self._instance = instance
-
-    def __call__(self, *args: Any, **kwargs: Any) -> R:
-        return self._method(self._instance, *args, **kwargs)
-
-    def __getitem__(self, type_: Any) -> Callable[..., R]:
-        return functools.partial(self._method, self._instance, type_=type_)
+    objects: Backend
+    quota: Quota
+    view: NodeView
+    writer: Writer
 
 
 class ObjectStore:
@@ -121,56 +69,41 @@ class ObjectStore:
         settings: ObjectStoreSettings | None = None,
         *,
         on_error: Callable[[ObjectStoreError], None] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.settings = settings if settings is not None else ObjectStoreSettings()
         self.on_error = on_error
-        self._space = KeySpace(self.settings.prefix, self.settings.organization_id)
-        self._backend_instance: S3Backend | None = None
-        self._backend_lock = threading.Lock()
+        s = self.settings
+        self._space = KeySpace(s.prefix, s.organization_id)
+        self._injected = backend
         namespace = namespace_of(
-            self.settings.endpoint_url,
-            self.settings.bucket,
-            self.settings.prefix,
-            self.settings.organization_id,
+            "memory" if backend is not None else s.endpoint_url,
+            s.bucket,
+            s.prefix,
+            s.organization_id,
         )
-        self._cache = NodeCache(
-            self.settings.cache_dir / "cache", namespace, self.settings.cache_size_limit
-        )
-        self._journal = Journal(
-            self.settings.cache_dir / "journal" / namespace, fsync=self.settings.journal_fsync
-        )
-        self._files = LocalFiles(
-            self.settings.local_root / self.settings.organization_id,
-            self.settings.cache_dir / "files",
-        )
-        self._quota = Quota(
-            lambda: self._backend,
-            self._space.internal("usage.json"),
-            self._list_usage,
-            self.settings.storage_limit_bytes,
-            self.settings.storage_file_count,
-        )
-        # Capacity reserved for write-behind saves not uploaded yet, by key.
-        self._reservations: dict[str, Reservation] = {}
-        self._reservations_lock = threading.Lock()
-        self._refused_versions: set[tuple[str, int, int]] = set()
+        self._cache = NodeCache(s.cache_dir / "cache", namespace, s.cache_size_limit)
+        self._journal = Journal(s.cache_dir / "journal" / namespace, fsync=s.journal_fsync)
+        self._files = LocalFiles(s.local_root / s.organization_id, s.cache_dir / "files")
+        self._core_instance: _Core | None = None
+        self._core_lock = threading.Lock()
         self._closed = False
-        self._flush_lock = threading.RLock()
-        self._stop = threading.Event()
-        self._flusher: threading.Thread | None = None
-        interval = self.settings.persistence_interval_seconds
+        self._flusher: Flusher | None = None
         # Replay at once what a dead process on this node accepted but did not upload.
-        replay = self._journal.adopt_orphans() > 0
-        if interval > 0 or replay:
-            self._flusher = threading.Thread(
-                target=self._flush_loop,
-                args=(interval, replay),
-                name=f"objectstore-flusher-{self.organization_id}",
-                daemon=True,
+        adopted, damaged = self._journal.adopt_orphans()
+        if damaged:
+            self._report(
+                ObjectStoreError(
+                    f"{damaged} damaged record(s) in this node's write-behind journal were "
+                    "skipped (see the log); every intact record is uploaded."
+                )
             )
+        interval = s.persistence_interval_seconds
+        if interval > 0 or adopted:
+            self._flusher = Flusher(lambda: self._core.writer, interval, replay_only=interval <= 0)
             self._flusher.start()
-        self._atexit = _exit_hook(self)
-        atexit.register(self._atexit)
+        self._exit_hook = _exit_hook(self)
+        _register_exit(self._exit_hook)
 
     def __repr__(self) -> str:
         return (
@@ -197,13 +130,14 @@ class ObjectStore:
         return self.settings.storage_file_count
 
     def usage(self) -> StorageUsage:
-        """The organization's bytes and files (after settling this store's changes)."""
-        used = self._quota.usage()
+        """The organization's bytes and files now (counted from a listing of the bucket,
+        so other nodes' latest saves are in it)."""
+        used = self._core.quota.list_usage()
         return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
 
     def reconcile_usage(self) -> StorageUsage:
-        """Recount the organization's usage from a listing (repairs drift in the ledger)."""
-        used = self._quota.reconcile()
+        """Recount the organization's usage into the ledger (repairs drift)."""
+        used = self._core.quota.reconcile()
         return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
 
     # -- saving --------------------------------------------------------------------------
@@ -213,10 +147,13 @@ class ObjectStore:
         name = self._key(key)
         if value is None:
             self._require("write")
-            try:
-                return self._sync_file(name, required=True)
-            except StorageLimitExceededError as exc:
-                return self._refuse(exc)
+            path = self._files.path_for(name)
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"No file to save for key '{name}': {path} does not exist. Write it first "
+                    "(e.g. df.to_parquet(store.get_file_path(key)))."
+                )
+            return self._guarded(lambda: self._core.writer.put_file(name, path))
         if isinstance(value, str):
             return self._save(name, value.encode("utf-8"))
         if isinstance(value, bytes | bytearray | memoryview):
@@ -255,7 +192,18 @@ class ObjectStore:
 
     def _save(self, key: str, data: bytes) -> bool:
         self._require("write")
-        return self._write(key, data)
+        return self._guarded(lambda: self._core.writer.put(key, data))
+
+    def _guarded(self, write: Callable[[], object]) -> bool:
+        """Run a write; a quota refusal is raised in research mode, else reported."""
+        try:
+            write()
+        except StorageLimitExceededError as exc:
+            if self.settings.mode == "research":
+                raise
+            self._report(exc)
+            return False
+        return True
 
     # -- reading -------------------------------------------------------------------------
 
@@ -282,7 +230,7 @@ class ObjectStore:
 
     def _load(self, key: str) -> bytes | None:
         self._require("read")
-        return self._read(key)
+        return self._core.view.read(key)
 
     @staticmethod
     def _decode(key: str, decoder: Callable[..., R], data: bytes, *args: Any) -> R:
@@ -296,27 +244,28 @@ class ObjectStore:
     def contains_key(self, key: str) -> bool:
         name = self._key(key)
         self._require("read")
-        return self._contains(name)
+        return self._core.view.exists(name)
 
     def delete(self, key: str) -> bool:
         """Remove the object, its cache entry and its local file; KeyNotFoundError if absent."""
         name = self._key(key)
         self._require("delete")
-        self._remove(name)
+        self._core.writer.delete(name)
         return True
 
     @property
     def keys(self) -> list[str]:
         """Every key of the organization, sorted."""
         self._require("read")
-        return self._list()
+        return [item.key for item in self._core.view.listing()]
 
     def __iter__(self) -> Iterator[KeyValuePair]:
         """Each key once, sorted, from a snapshot: deleting while iterating is safe."""
         self._require("read")
-        for key in self._list():
+        view = self._core.view
+        for key in [item.key for item in view.listing()]:
             try:
-                value = self._read(key)
+                value = view.read(key)
             except KeyNotFoundError:
                 continue  # deleted since the snapshot (perhaps by this very loop)
             yield KeyValuePair(key, value)
@@ -336,11 +285,34 @@ class ObjectStore:
     # -- local files -----------------------------------------------------------------------
 
     def get_file_path(self, key: str) -> str:
-        """A real local file for the key, holding the bucket's content if the key exists."""
+        """A real local file for the key, holding what the key holds on this node."""
         name = self._key(key)
         self._require("read")
         self._require("write")
-        return str(self._materialize(name))
+        core = self._core
+        files = self._files
+        with core.writer.locked(name), files.key_lock(name):
+            state = core.view.state(name)
+            if state.kind == "registered":
+                return str(files.prepare(name))
+            if state.kind == "pending_put":
+                assert state.entry is not None
+                data = self._journal.data(state.entry)
+                if data is not None:
+                    return str(files.write(name, data, None))
+            if state.kind == "pending_delete":
+                return str(files.start_empty(name))
+            info = core.objects.head(name)
+            if info is None:
+                if state.kind == "local":
+                    return str(files.prepare(name))  # the user's work, for a key not stored
+                return str(files.start_empty(name))
+            path = files.bring_in(name, info, lambda target: core.objects.download(name, target))
+            files.register(name, files.state(name))
+            cached = self._cache.meta(name)
+            if cached is not None and cached.etag != info.etag:
+                self._cache.invalidate(name)  # the file shows a newer object than the cache
+            return str(path)
 
     # -- whole files and metadata (the CLI's operations) -------------------------------------
 
@@ -348,46 +320,27 @@ class ObjectStore:
         """Size, ETag and last-modified time of a key; KeyNotFoundError if absent."""
         name = self._key(key)
         self._require("read")
-        pending = self._journal.get(name)
-        if pending is not None:
-            if pending.op == "delete":
-                raise KeyNotFoundError(name)
-            return ObjectStat(name, pending.length, None, None)
-        info = self._backend.head(self._space.to_bucket(name))
-        if info is None:
+        found = self._core.view.info(name)
+        if found is None:
             raise KeyNotFoundError(name)
-        return ObjectStat(name, info.size, info.etag, info.last_modified)
+        return _stat(found)
 
     def list_objects(self, prefix: str = "") -> list[ObjectStat]:
         """Every key starting with `prefix`, sorted, with its size, ETag and time."""
         self._require("read")
-        found = {
-            key: ObjectStat(key, info.size, info.etag, info.last_modified)
-            for info in self._backend.list(self._space.root + prefix)
-            if (key := self._space.from_bucket(info.key)) is not None
-        }
-        for entry in self._journal.entries():
-            if not entry.key.startswith(prefix):
-                continue
-            if entry.op == "delete":
-                found.pop(entry.key, None)
-            else:
-                found[entry.key] = ObjectStat(entry.key, entry.length, None, None)
-        return [found[key] for key in sorted(found)]
+        return [_stat(item) for item in self._core.view.listing(prefix)]
 
     def download_file(self, key: str, path: str | Path, progress: Progress | None = None) -> None:
-        """Stream a key's value into a local file (multipart, bounded memory)."""
+        """Stream a key's value into a local file (ranged parts, bounded memory)."""
         name = self._key(key)
         self._require("read")
         target = Path(path)
-        body = self._pending_body(name)
-        if body is not None:
-            target.write_bytes(body)
+        state = self._core.view.state(name)
+        if state.kind not in ("cached", "unknown"):
+            data = self._core.view.read(name)
+            target.write_bytes(data or b"")
             return
-        try:
-            self._backend.download_file(self._space.to_bucket(name), target, progress)
-        except KeyNotFoundError as exc:
-            raise KeyNotFoundError(name) from exc
+        self._core.objects.download(name, target, progress)
 
     def upload_file(self, key: str, path: str | Path, progress: Progress | None = None) -> bool:
         """Store a local file's content under `key` (multipart, bounded memory, quota)."""
@@ -396,12 +349,7 @@ class ObjectStore:
         source = Path(path)
         if not source.is_file():
             raise FileNotFoundError(f"No file to upload for key '{name}': {source} does not exist")
-        try:
-            old = self._backend.head(self._space.to_bucket(name))
-            self._upload_path(name, source, source.stat().st_size, old, progress)
-        except StorageLimitExceededError as exc:
-            return self._refuse(exc)
-        return True
+        return self._guarded(lambda: self._core.writer.put_file(name, source, progress=progress))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -409,12 +357,11 @@ class ObjectStore:
         """Upload pending write-behind work and changed local files, and settle usage.
 
         Raises if the bucket cannot be written (the work stays pending). A changed local
-        file refused by the quota is reported and stays local.
+        file refused by the quota, or in conflict, is reported and stays local.
         """
-        with self._flush_lock:
-            self._flush_journal()
-            self._sync_changed_files()
-            self._quota.settle()
+        if self._core_instance is None and not self._journal and not self._files.registered_keys():
+            return
+        self._core.writer.flush()
 
     def clear(self) -> None:
         """Write pending work, then drop this store's node-cache entries."""
@@ -425,15 +372,15 @@ class ObjectStore:
         """Flush, stop the background flusher and release the cache. Local files stay."""
         if self._closed:
             return
-        self._stop.set()
         if self._flusher is not None:
-            self._flusher.join()
+            self._flusher.stop()
         try:
             self.flush()
-            self._quota.settle(release=True)
+            if self._core_instance is not None:
+                self._core_instance.quota.settle(release=True)
         finally:
             self._closed = True
-            atexit.unregister(self._atexit)
+            _unregister_exit(self._exit_hook)
             self._journal.close()  # what could not be uploaded stays for a replay
             self._cache.close()
 
@@ -450,375 +397,79 @@ class ObjectStore:
 
     def create_bucket(self) -> None:
         """Create the configured bucket if it does not exist."""
-        self._backend.create_bucket()
+        self._connection().create_bucket()
 
-    # -- primitives ------------------------------------------------------------------------
+    # -- parts -----------------------------------------------------------------------------
+
+    def _connection(self) -> Backend:
+        if self._injected is None:
+            from .connect import open_backend
+
+            self._injected = open_backend(self.settings)
+        return self._injected
 
     @property
-    def _backend(self) -> S3Backend:
-        # Created on first use, so constructing a store does no I/O.
-        with self._backend_lock:
-            if self._backend_instance is None:
-                backend = S3Backend(self.settings, resolve_endpoint(self.settings))
-                if self.settings.endpoint_url == "local":
-                    backend.create_bucket()  # the embedded server starts empty
-                self._backend_instance = backend
-            return self._backend_instance
+    def _core(self) -> _Core:
+        core = self._core_instance
+        if core is not None:
+            return core
+        with self._core_lock:
+            if self._core_instance is None:
+                self._core_instance = self._assemble()
+            return self._core_instance
 
-    def _pending_body(self, key: str) -> bytes | None:
-        """A write-behind value not uploaded yet; KeyNotFoundError for a pending delete;
-        None when nothing is pending (or it was uploaded meanwhile: the bucket has it)."""
-        pending = self._journal.get(key)
-        if pending is None:
-            return None
-        if pending.op == "delete":
-            raise KeyNotFoundError(key)
-        return self._journal.data(pending)
-
-    def _read(self, key: str) -> bytes | None:
-        body = self._pending_body(key)
-        if body is not None:
-            return body
-        if self._files.is_registered(key) and self._files.is_changed(key):
-            return self._files.path_for(key).read_bytes()  # written here, not yet synced
-        entry = self._cache.get(key)
-        if entry is not None and not self._is_stale(entry):
-            return entry.body
-        try:
-            data = self._backend.get(
-                self._space.to_bucket(key), if_none_match=entry.etag if entry else None
-            )
-        except KeyNotFoundError as exc:
-            self._cache.delete(key)
-            if self._files.is_registered(key):
-                return None  # handed out by get_file_path, nothing written yet
-            raise KeyNotFoundError(key) from exc
-        if data is None:  # 304: the cached copy is current
-            assert entry is not None
-            if self.settings.cache_max_age_seconds is not None:
-                self._cache.put(key, entry.body, entry.etag)  # restart its age
-            return entry.body
-        self._cache.put(key, data.body, data.etag)
-        return data.body
-
-    def _is_stale(self, entry: CacheEntry) -> bool:
-        """Whether a cached entry must be revalidated with the bucket before use."""
-        max_age = self.settings.cache_max_age_seconds
-        if max_age is not None:
-            return time.time() - entry.validated_at > max_age
-        return self.settings.cache_revalidate
-
-    def _write(self, key: str, data: bytes) -> bool:
-        try:
-            if self.settings.persistence_interval_seconds > 0:
-                self._accept(key, data)
-            else:
-                self._put_now(key, data)
-        except StorageLimitExceededError as exc:
-            return self._refuse(exc)
-        if self._files.is_registered(key):
-            self._files.forget(key, remove_file=False)
-        return True
-
-    def _put_now(self, key: str, data: bytes) -> None:
-        """Write-through: reserve quota for the exact change, upload, then account for it."""
-        old = self._backend.head(self._space.to_bucket(key))
-        files, delta = (0, len(data) - old.size) if old else (1, len(data))
-        reservation = self._quota.reserve(key, files, delta)
-        try:
-            self._upload(key, data)
-        except BaseException:
-            self._quota.cancel(reservation)
-            raise
-        self._quota.commit(reservation, files, delta)
-
-    def _accept(self, key: str, data: bytes) -> None:
-        """Write-behind: reserve quota now (so an accepted save is never refused later) and
-        journal the save. Without a request, the key's current size is what the cache knows;
-        if it knows nothing, the reservation assumes a new object."""
-        entry = self._cache.get(key)
-        with self._reservations_lock:
-            previous = self._reservations.get(key)
-            # Still pending: the bucket is as it was then. Else: cached means it exists.
-            files = previous.files if previous is not None else int(entry is None)
-            delta = len(data) - (len(entry.body) if entry is not None else 0)
-            reservation = self._quota.reserve(key, files, delta, replacing=previous)
-            try:
-                self._journal.record(key, "put", data)
-            except BaseException:
-                self._quota.cancel(reservation)
-                if previous is not None:
-                    self._quota.hold(previous)
-                raise
-            self._reservations[key] = reservation
-
-    def _refuse(self, error: StorageLimitExceededError) -> bool:
-        """A save over quota: raised in research mode, else reported and answered False."""
-        if self.settings.mode == "research":
-            raise error
-        self._report(error)
-        return False
-
-    def _list_usage(self) -> Usage:
-        """Bytes and objects under the organization's prefix, from a listing."""
-        total = count = 0
-        for info in self._backend.list(self._space.root):
-            total += info.size
-            count += 1
-        return Usage(total, count)
-
-    def _upload(self, key: str, data: bytes) -> None:
-        etag = self._backend.put(self._space.to_bucket(key), data)
-        # Only now that the bucket accepted it may the cache claim it.
-        self._cache.put(key, data, etag)
-
-    def _remove(self, key: str) -> None:
-        registered = self._files.is_registered(key)
-        pending = self._journal.get(key)
-        if pending is not None:
-            exists = pending.op == "put"
-        elif not self.settings.cache_revalidate and self._cache.contains(key):
-            exists = True  # the node cache only holds what the bucket accepted
-        else:
-            exists = self._backend.head(self._space.to_bucket(key)) is not None
-        if not exists and not registered:
-            self._cache.delete(key)
-            raise KeyNotFoundError(
-                key, f"The key '{key}' does not exist in the Object Store. {_DELETE_HINT}"
-            )
-        if self.settings.persistence_interval_seconds > 0:
-            self._journal.record(key, "delete")
-            with self._reservations_lock:
-                reservation = self._reservations.pop(key, None)
-            if reservation is not None:
-                self._quota.cancel(reservation)  # the pending save will never be uploaded
-        elif exists:
-            self._delete_now(key)
-        self._cache.delete(key)
-        if registered or self._files.path_for(key).exists():
-            self._files.forget(key, remove_file=True)
-
-    def _delete_now(self, key: str) -> None:
-        bucket_key = self._space.to_bucket(key)
-        old = self._backend.head(bucket_key)
-        if old is None:
-            return
-        self._quota.renew()
-        self._backend.delete(bucket_key)
-        self._quota.record(-1, -old.size)
-
-    def _contains(self, key: str) -> bool:
-        pending = self._journal.get(key)
-        if pending is not None:
-            return pending.op == "put"
-        if self._files.is_registered(key):
-            return True
-        if not self.settings.cache_revalidate and self._cache.contains(key):
-            return True
-        return self._backend.head(self._space.to_bucket(key)) is not None
-
-    def _list(self) -> list[str]:
-        keys = {
-            key
-            for info in self._backend.list(self._space.root)
-            if (key := self._space.from_bucket(info.key)) is not None
-        }
-        keys.update(self._files.registered_keys())
-        for key, op in self._journal.pending_keys().items():
-            if op == "put":
-                keys.add(key)
-            else:
-                keys.discard(key)
-        return sorted(keys)
-
-    # -- write-behind ----------------------------------------------------------------------
-
-    def _flush_journal(self) -> None:
-        """Upload every pending entry, in parallel; entries that fail stay journaled.
-
-        Entries are one per key, so their order does not matter; the first error is
-        raised once every other entry has had its try.
-        """
-        with self._flush_lock:
-            entries = self._journal.entries()
-            if len(entries) <= 1:
-                for entry in entries:
-                    self._apply(entry)
-                return
-            workers = min(self.settings.max_concurrency, len(entries))
-            with ThreadPoolExecutor(workers, thread_name_prefix="objectstore-upload") as pool:
-                futures = [pool.submit(self._apply, entry) for entry in entries]
-            errors = [error for future in futures if (error := future.exception())]
-            if errors:
-                raise errors[0]
-
-    def _apply(self, entry: PendingEntry) -> None:
-        if entry.op == "delete":
-            self._delete_now(entry.key)
-            self._cache.delete(entry.key)
-            self._journal.complete(entry)
-            return
-        data = self._journal.data(entry)
-        if data is None:
-            return  # already uploaded and completed by a concurrent flush
-        with self._reservations_lock:
-            # Entries replayed from a dead process have no reservation here: their save was
-            # accepted, so it is uploaded and counted even if that overdraws this lease.
-            reservation = self._reservations.pop(entry.key, None) or Reservation(0, 0)
-        old = self._backend.head(self._space.to_bucket(entry.key))
-        files, delta = (0, len(data) - old.size) if old else (1, len(data))
-        try:
-            self._upload(entry.key, data)
-        except BaseException:
-            with self._reservations_lock:
-                if entry.key in self._reservations:  # saved again meanwhile
-                    self._quota.cancel(reservation)
-                else:
-                    self._reservations[entry.key] = reservation
-            raise
-        self._quota.commit(reservation, files, delta)
-        self._journal.complete(entry)
-
-    def _flush_loop(self, interval: float, replay: bool) -> None:
-        """Background flusher: every interval, with capped exponential backoff on failure."""
-        failures = 0
-        delay = 0.0 if replay else interval
-        while not self._stop.wait(delay):
-            try:
-                self.flush()
-            except Exception as exc:  # the thread must survive anything; the journal keeps it
-                failures += 1
-                if failures == 1:
-                    error = (
-                        exc
-                        if isinstance(exc, ObjectStoreError)
-                        else ObjectStoreError(
-                            f"Background flush failed ({type(exc).__name__}: {exc}); pending work "
-                            "stays journaled and is retried."
-                        )
-                    )
-                    self._report(error)
-                base = interval if interval > 0 else 1.0
-                delay = min(base * 2**failures, 60.0) * random.uniform(0.5, 1.0)  # noqa: S311
-                continue
-            failures = 0
-            if interval <= 0:
-                return  # write-through: the replay was all there was to do
-            delay = interval
-
-    def _materialize(self, key: str) -> Path:
-        """Make the key's local file current, never silently replacing unsynced work."""
-        path = self._files.path_for(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        bucket_key = self._space.to_bucket(key)
-        with self._files.key_lock(key):  # one download per key on this node at a time
-            info = self._backend.head(bucket_key)
-            state = self._files.state(key)
-            if info is None:
-                if state is not None and path.exists() and not self._files.is_changed(key):
-                    path.unlink()  # a copy of an object deleted elsewhere since
-                self._files.register(key)
-                return path
-            if state is not None and path.exists():
-                if state.etag == info.etag:
-                    # Current: synced by this process, another one, or an earlier run; any
-                    # changes since are compared against that state and synced later.
-                    self._files.register(key, state)
-                    return path
-                if self._files.is_changed(key):
-                    raise self._conflict(key, path)
-            elif self._files.modified_after(path, info.last_modified):
-                raise self._conflict(key, path)  # a file we know nothing about, and newer
-            temporary = self._files.temporary_path(key)
-            try:
-                self._backend.download_file(bucket_key, temporary)
-                self._files.stamp(temporary, info.last_modified)
-                temporary.replace(path)
-            finally:
-                temporary.unlink(missing_ok=True)
-            self._files.record(key, info.etag)
-            return path
-
-    @staticmethod
-    def _conflict(key: str, path: Path) -> LocalFileConflictError:
-        return LocalFileConflictError(
-            f"The local file for '{key}' at {path} has changes that were not saved, and the "
-            "bucket's copy changed too; neither was overwritten. Call save(key) to keep "
-            "yours, or delete the local file and call get_file_path(key) to take the bucket's."
+    def _assemble(self) -> _Core:
+        s = self.settings
+        bucket = self._connection()
+        objects = bucket.scoped(self._space.root)
+        records = bucket.scoped(self._space.internal_root)
+        quota = Quota(
+            records,
+            objects,
+            s.storage_limit_bytes,
+            s.storage_file_count,
+            enforcement=s.quota_enforcement,
+            grace=s.max_attempts * (s.connect_timeout_seconds + s.read_timeout_seconds) + 10,
         )
+        view = NodeView(
+            self._journal,
+            self._files,
+            self._cache,
+            objects,
+            revalidate=s.cache_revalidate,
+            max_age=s.cache_max_age_seconds,
+            is_key=self._space.is_key,
+        )
+        committer = Committer(objects, quota, conditional=lambda: self._conditional(records))
+        mode = WriteBehind if s.persistence_interval_seconds > 0 else WriteThrough
+        writer = mode(objects, view, quota, committer, self._report, concurrency=s.max_concurrency)
+        return _Core(objects, quota, view, writer)
 
-    def _sync_file(self, key: str, *, required: bool, explicit: bool = True) -> bool:
-        """Upload the key's local file. An automatic sync (not `explicit`) refuses to
-        overwrite a bucket object that changed since this file was last synced."""
-        path = self._files.path_for(key)
-        if not path.is_file():
-            if required:
-                raise FileNotFoundError(
-                    f"No file to save for key '{key}': {path} does not exist. Write it first "
-                    "(e.g. df.to_parquet(store.get_file_path(key)))."
-                )
-            return False
-        bucket_key = self._space.to_bucket(key)
-        with self._files.key_lock(key):
-            before = path.stat()  # a write during the upload will show as a change
-            old = self._backend.head(bucket_key)
-            state = self._files.state(key)
-            if not explicit and old is not None and (state is None or state.etag != old.etag):
-                raise self._conflict(key, path)
-            etag = self._upload_path(key, path, before.st_size, old)
-            self._files.record(key, etag, before)
-        return True
-
-    def _upload_path(
-        self,
-        key: str,
-        path: Path,
-        size: int,
-        old: ObjectInfo | None,
-        progress: Progress | None = None,
-    ) -> str | None:
-        """Upload a file within quota (write-through); returns the new object's ETag.
-
-        `old` is the object as it was before (None: absent), for the quota's size delta.
-        """
-        bucket_key = self._space.to_bucket(key)
-        files, delta = (0, size - old.size) if old else (1, size)
-        reservation = self._quota.reserve(key, files, delta)
-        try:
-            self._backend.upload_file(path, bucket_key, progress)
-        except BaseException:
-            self._quota.cancel(reservation)
-            raise
-        self._quota.commit(reservation, files, delta)
-        self._cache.delete(key)
-        info = self._backend.head(bucket_key)
-        return info.etag if info else None
-
-    def _sync_changed_files(self) -> None:
-        """Automatic sync (flush, close, clear, timer). A quota refusal or a conflict is
-        reported once per version of the file, and the file stays local."""
-        for key in self._files.changed_keys():
-            try:
-                self._sync_file(key, required=False, explicit=False)
-            except (StorageLimitExceededError, LocalFileConflictError) as exc:
-                stat = self._files.path_for(key).stat()
-                version = (key, stat.st_size, stat.st_mtime_ns)
-                if version not in self._refused_versions:
-                    self._refused_versions.add(version)
-                    self._report(exc)
+    def _conditional(self, records: Backend) -> tuple[bool, bool]:
+        """(conditional puts, conditional deletes) the writes may rely on."""
+        enforcement = self.settings.quota_enforcement
+        found = probe(records)
+        if not found.conditional_put and enforcement == "exact":
+            raise ServerCapabilityError(
+                f"The S3 server ({records.name}) does not honour conditional writes "
+                "(If-None-Match / If-Match on PUT), which exact quotas across nodes need. "
+                "Use a server that does (AWS S3, MinIO, Ceph RGW, SeaweedFS), or set "
+                "quota_enforcement=best_effort (per-node accounting) or off."
+            )
+        return found.conditional_put, found.conditional_delete
 
     # -- validation ------------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
         name = normalize_key(key)
-        self._space.to_bucket(name)  # length check against the full bucket key
+        self._space.check(name)
         return name
 
     def _require(self, permission: str) -> None:
         if self._closed:
             raise ObjectStoreError("This ObjectStore is closed; open a new one.")
         if not getattr(self.settings.permissions, permission):
-            raise StoragePermissionError(_PERMISSION_MESSAGES[permission])
+            raise StoragePermissionError(PERMISSION_MESSAGES[permission])
 
     def _report(self, error: ObjectStoreError) -> None:
         """An error that is reported rather than raised: log it and call on_error."""
@@ -834,13 +485,13 @@ class ObjectStore:
     Save = save
     SaveString = save_string
     SaveBytes = save_bytes
-    SaveJson: _Generic[bool] = _Generic(save_json)
-    SaveXml: _Generic[bool] = _Generic(save_xml)
+    SaveJson: Generic_[bool] = Generic_(save_json)
+    SaveXml: Generic_[bool] = Generic_(save_xml)
     Read = read
     ReadString = read_string
     ReadBytes = read_bytes
-    ReadJson: _Generic[Any] = _Generic(read_json)
-    ReadXml: _Generic[Any] = _Generic(read_xml)
+    ReadJson: Generic_[Any] = Generic_(read_json)
+    ReadXml: Generic_[Any] = Generic_(read_xml)
     ContainsKey = contains_key
     Delete = delete
     GetFilePath = get_file_path
@@ -864,8 +515,13 @@ class ObjectStore:
         return self.organization_id
 
 
+def _stat(item: Listed) -> ObjectStat:
+    when = None if item.last_modified is None else datetime.fromtimestamp(item.last_modified, UTC)
+    return ObjectStat(item.key, item.size, item.etag, when)
+
+
 def _exit_hook(store: ObjectStore) -> Callable[[], None]:
-    """An atexit hook that flushes the store if it is still alive, without keeping it alive."""
+    """A hook that flushes the store at exit if it is still alive, without keeping it alive."""
     reference = weakref.ref(store)
 
     def hook() -> None:
@@ -879,6 +535,17 @@ def _exit_hook(store: ObjectStore) -> Callable[[], None]:
     return hook
 
 
-_DELETE_HINT = (
-    "Please use ObjectStore.ContainsKey(key) to check if an object exists before deleting."
-)
+def _register_exit(hook: Callable[[], None]) -> None:
+    # Uploads use thread pools, which refuse new work once concurrent.futures' own exit
+    # hook has run ("cannot schedule new futures after interpreter shutdown"). Hooks made
+    # with threading._register_atexit run before it (in reverse order of registration),
+    # so ours is registered there; atexit stays as the fallback.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # already shutting down
+            register(hook)
+    atexit.register(hook)
+
+
+def _unregister_exit(hook: Callable[[], None]) -> None:
+    atexit.unregister(hook)

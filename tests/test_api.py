@@ -26,16 +26,21 @@ def test_all_is_pinned() -> None:
         "KeyNotFoundError",
         "KeyValuePair",
         "LocalFileConflictError",
+        "LocalPathClashError",
+        "LocalStorageError",
         "ObjectDecodeError",
         "ObjectStat",
         "ObjectStore",
         "ObjectStoreError",
         "ObjectStoreSettings",
+        "ServerCapabilityError",
         "StorageLimitExceededError",
         "StoragePermissionError",
         "StoragePermissions",
         "StorageUnavailableError",
         "StorageUsage",
+        "SupersededWriteError",
+        "UnsafeFolderError",
         "__version__",
     ]
     for name in objectstore_s3.__all__:
@@ -96,4 +101,5 @@ def test_every_snake_case_row_has_its_pascal_alias(pascal: str, snake: str) -> N
 def test_constructing_a_store_does_no_io(tmp_path: object) -> None:
     # An endpoint nothing listens on: construction must not touch it (nor start a server).
     store = ObjectStore(objectstore_s3.ObjectStoreSettings(endpoint_url="http://127.0.0.1:9"))
-    assert store._backend_instance is None
+    assert store._core_instance is None
+    assert store._injected is None

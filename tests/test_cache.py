@@ -15,19 +15,7 @@ import pytest
 
 from objectstore_s3 import KeyNotFoundError, ObjectStore
 from tests.conftest import StoreFactory
-
-
-def requests_of(store: ObjectStore, key: str | None = None) -> list[str]:
-    """A live list of the S3 operations the store sends from now on (on `key` only)."""
-    calls: list[str] = []
-    target = store._space.to_bucket(key) if key else None
-
-    def record(operation: str, bucket_key: str | None) -> None:
-        if target is None or bucket_key == target:
-            calls.append(operation)
-
-    store._backend.on_request(record)
-    return calls
+from tests.helpers import requests_of
 
 
 def test_cached_read_makes_no_request(store: ObjectStore) -> None:
@@ -87,7 +75,7 @@ def test_max_age_revalidates_only_old_entries(make_store: StoreFactory, tmp_path
     assert calls == []
     entry = reader._cache.get("k")
     assert entry is not None
-    reader._cache.put("k", entry.body, entry.etag, validated_at=time.time() - 61)
+    reader._cache.store("k", entry.body, entry.etag, validated_at=time.time() - 61)
     assert reader.read("k") == "v2"  # old entry: revalidated
     assert calls == ["GetObject"]
     assert reader.read("k") == "v2"
@@ -122,7 +110,7 @@ def test_cache_and_journal_folders_are_owner_only(make_store: StoreFactory) -> N
     store = make_store(persistence_interval_seconds=3600)
     store.save("k", "v")
     store.read("k")
-    store._cache.put("x", b"x", "etag")
+    store._cache.store("x", b"x", "etag")
     cache_dir = store.settings.cache_dir
     for folder in (cache_dir, cache_dir / "cache", cache_dir / "journal", store._journal.directory):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

@@ -66,24 +66,25 @@ def test_non_str_keys_are_type_errors(key: object) -> None:
 
 def test_keyspace_maps_under_prefix_and_organization() -> None:
     space = KeySpace("team", "org-1")
-    assert space.to_bucket("a/b") == "team/org-1/a/b"
-    assert space.from_bucket("team/org-1/a/b") == "a/b"
-    assert space.from_bucket("team/org-2/a/b") is None
-    assert space.from_bucket("team/org-1/bad?name") is None
-    assert KeySpace("", "org-1").to_bucket("x") == "org-1/x"
+    assert space.root == "team/org-1/"
+    assert KeySpace("", "org-1").root == "org-1/"
+    assert space.is_key("a/b")
+    assert not space.is_key("bad?name")
+    assert not space.is_key(".secret")  # would normalize to another key: never listed
 
 
 def test_internal_records_live_outside_every_organization() -> None:
     space = KeySpace("", "org-1")
-    assert not space.internal("usage.json").startswith(space.root)
-    assert space.from_bucket(space.internal("usage.json")) is None
+    assert not space.internal_root.startswith(space.root)
+    assert space.internal_root == ".objectstore/org-1/"
+    assert KeySpace("p", "org-1").internal_root == "p/.objectstore/org-1/"
 
 
 def test_bucket_key_length_limit() -> None:
     space = KeySpace("p" * 10, "org")
-    space.to_bucket("k" * (1024 - len("pppppppppp/org/")))
+    space.check("k" * (1024 - len("pppppppppp/org/")))
     with pytest.raises(InvalidKeyError, match="1024 bytes"):
-        space.to_bucket("k" * (1025 - len("pppppppppp/org/")))
+        space.check("k" * (1025 - len("pppppppppp/org/")))
 
 
 def test_prefix_rules() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from objectstore_s3 import KeyNotFoundError, LocalFileConflictError, ObjectStore
 from tests.conftest import StoreFactory
-from tests.test_cache import requests_of
+from tests.helpers import requests_of
 from tests.test_writebehind import SettingsFactory, bucket_view
 from tests.worker import spawn
 

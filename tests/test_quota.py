@@ -3,7 +3,6 @@ accounting, O(1) requests per save, concurrent processes, and reconcile."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -13,22 +12,10 @@ import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings, StorageLimitExceededError
 from tests.conftest import StoreFactory
-from tests.test_cache import requests_of
+from tests.helpers import delete_ledger, ledger, listing, put_behind, requests_of, write_ledger
 from tests.worker import spawn
 
 SettingsFactory = Callable[..., ObjectStoreSettings]
-
-
-def listing(store: ObjectStore) -> tuple[int, int]:
-    """(bytes, files) of the organization from a fresh listing of the bucket."""
-    usage = store._list_usage()
-    return usage.bytes, usage.files
-
-
-def ledger(store: ObjectStore) -> dict[str, object]:
-    data = store._backend.get(store._space.internal("usage.json"))
-    assert data is not None
-    return dict(json.loads(data.body))
 
 
 def test_limits_and_defaults(make_store: StoreFactory) -> None:
@@ -121,13 +108,14 @@ def test_save_costs_constant_requests(make_store: StoreFactory, existing: int) -
     store = make_store()
     seed = make_store(storage_file_count=100000)
     for index in range(existing):
-        seed._backend.put(seed._space.to_bucket(f"seed/{index}"), b"")  # behind the quota
+        put_behind(seed, f"seed/{index}", b"")  # behind the quota
     store.save("warm-up", "v")  # first save builds the ledger (one listing)
     calls = requests_of(store)
     for index in range(5):
         store.save(f"new/{index}", "v")
     assert "ListObjectsV2" not in calls
-    assert calls == ["HeadObject", "PutObject"] * 5  # no ledger request: the lease covers it
+    # One conditional PUT per new key; no ledger request: the lease covers them.
+    assert calls == ["PutObject"] * 5
 
 
 def test_write_behind_checks_at_accept(make_store: StoreFactory, tmp_path: Path) -> None:
@@ -163,10 +151,12 @@ def test_synced_local_file_is_refused_over_quota(make_store: StoreFactory) -> No
 def test_reconcile_after_objects_added_behind_the_store(make_store: StoreFactory) -> None:
     store = make_store()
     store.save("k", "v")
+    store.flush()
     assert store.usage().files == 1
     for index in range(3):
-        store._backend.put(store._space.to_bucket(f"other-tool/{index}"), b"12345")
-    assert store.usage().files == 1  # the ledger does not know yet
+        put_behind(store, f"other-tool/{index}", b"12345")
+    assert store.usage().files == 4  # usage() counts the bucket as it is now
+    assert ledger(store)["files"] == 1  # the ledger does not know yet
     usage = store.reconcile_usage()
     assert (usage.bytes, usage.files) == (1 + 15, 4)
     assert listing(store) == (16, 4)
@@ -177,7 +167,7 @@ def test_missing_ledger_is_rebuilt_from_a_listing(make_store: StoreFactory) -> N
     for index in range(3):
         store.save(f"k{index}", "vv")
     store.flush()
-    store._backend.delete(store._space.internal("usage.json"))
+    delete_ledger(store)
     other = make_store()
     assert other.usage().files == 3
     assert other.usage().bytes == 6
@@ -193,7 +183,7 @@ def test_dead_store_lease_is_reclaimed(make_store: StoreFactory) -> None:
     assert len(leases) == 1
     for lease in leases.values():
         lease["expires_at"] = time.time() - 1  # as if it had timed out
-    survivor._backend.put(survivor._space.internal("usage.json"), json.dumps(state).encode())
+    write_ledger(survivor, state)
     assert survivor.usage().files == 1  # reclaimed with a listing that counts "a"
     assert all(survivor.save(f"s{index}", "v") for index in range(9))
     assert survivor.save("s9", "v") is False

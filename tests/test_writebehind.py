@@ -22,7 +22,7 @@ from objectstore_s3 import (
 )
 from objectstore_s3.server import SeaweedServer
 from tests.conftest import StoreFactory, store_settings, unreachable_settings
-from tests.test_cache import requests_of
+from tests.helpers import break_backend, requests_of
 from tests.worker import ROOT, settings_json, spawn
 
 SettingsFactory = Callable[..., ObjectStoreSettings]
@@ -139,11 +139,7 @@ def test_unreachable_bucket_keeps_journal(
     store.save("first", "1")
     store.flush()  # the store now holds a quota lease
 
-    def unreachable(*args: object, **kwargs: object) -> None:
-        raise StorageUnavailableError("the bucket is unreachable")
-
-    for method in ("get", "head", "put", "delete", "list", "upload_file"):
-        monkeypatch.setattr(store._backend, method, unreachable)
+    break_backend(store, monkeypatch, StorageUnavailableError("the bucket is unreachable"))
     assert store.save("k", "v") is True  # accepted against the lease
     store.delete("first")
     with pytest.raises(StorageUnavailableError):

@@ -1,0 +1,213 @@
+"""Applying one write to the bucket so that its effect is known exactly.
+
+Every object write carries a precondition: a key the node believes absent is written with
+`If-None-Match: *` (+1 file, +size), one whose ETag it knows with `If-Match` (+size - old
+size); a delete with `If-Match`. A 412 means the node's belief was stale: a HEAD gives
+the truth and the write is retried against it. So the quota counts what each write really
+did, whatever other nodes do meanwhile, and a write never clobbers what it did not expect.
+
+Pending write-behind work also carries the server time it was accepted at: if the object
+changed since, the newer object wins and the pending write is dropped and reported (a
+node that crashed and replays later never overwrites what others wrote meanwhile).
+An answer that never came is resolved with a HEAD before anything is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .backend import Backend, ObjectInfo, Progress
+from .errors import (
+    ObjectStoreError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    StorageUnavailableError,
+)
+from .journal import Base
+from .quota import Quota
+
+__all__ = ["Committer", "Superseded"]
+
+log = logging.getLogger("objectstore_s3")
+
+_ROUNDS = 8  # precondition retries before giving up on a key that keeps changing
+_OPTIMISTIC_BYTES = 1024 * 1024  # up to this, guess "absent" rather than HEAD first
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """A pending write that lost to a newer object (written after it was accepted)."""
+
+    key: str
+    current: ObjectInfo | None
+
+
+def _plan(base: Base, size: int) -> tuple[dict[str, str], int, int]:
+    """(precondition, files delta, bytes delta) of writing `size` bytes over `base`."""
+    if base.known and base.etag is not None:
+        return {"if_match": base.etag}, 0, size - base.size
+    return {"if_none_match": "*"}, 1, size
+
+
+def _base_of(info: ObjectInfo | None) -> Base:
+    return Base.absent() if info is None else Base(info.etag, info.size, True)
+
+
+def written_after(info: ObjectInfo, accepted: tuple[float, float]) -> bool | None:
+    """Whether the object was surely written after the acceptance window (True), surely
+    before it (False), or cannot be told (None). S3 keeps Last-Modified in whole seconds."""
+    if info.last_modified is None:
+        return None
+    resolution = 1.0 if float(info.last_modified).is_integer() else 1e-6
+    if info.last_modified > accepted[1]:
+        return True
+    if info.last_modified + resolution < accepted[0]:
+        return False
+    return None
+
+
+def _newer_than(accepted: tuple[float, float]) -> Callable[[ObjectInfo | None], bool]:
+    """Pending work gives way to an object written after it was accepted, or maybe so.
+    (A key deleted meanwhile leaves no trace to compare: the pending save goes ahead.)"""
+    return lambda current: current is not None and written_after(current, accepted) is not False
+
+
+class Committer:
+    """Conditional writes with exact quota accounting, for both write modes."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        quota: Quota,
+        *,
+        conditional: Callable[[], tuple[bool, bool]],
+    ) -> None:
+        self._backend = backend
+        self._quota = quota
+        # (puts honour preconditions, deletes honour If-Match), probed on first use.
+        self._conditional = conditional
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        base: Base,
+        *,
+        accepted: tuple[float, float] | None = None,
+        held: str | None = None,
+    ) -> ObjectInfo | Superseded:
+        """Write `data`; a `Superseded` if pending work lost to a newer object."""
+
+        def send(condition: dict[str, str]) -> ObjectInfo:
+            return self._backend.put(key, data, **condition)
+
+        yields = None if accepted is None else _newer_than(accepted)
+        return self._write(key, len(data), base, send, yields=yields, held=held)
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        base: Base,
+        *,
+        unchanged: Callable[[], bool],
+        size: int,
+        keep_rival: bool,
+        progress: Progress | None = None,
+    ) -> ObjectInfo | Superseded:
+        """Upload a local file. `keep_rival` (automatic syncs): an object that changed
+        since the file's last sync is never overwritten (a Superseded is returned)."""
+
+        def send(condition: dict[str, str]) -> ObjectInfo:
+            return self._backend.upload(
+                key, path, unchanged=unchanged, progress=progress, **condition
+            )
+
+        yields = (lambda current: True) if keep_rival else None
+        return self._write(key, size, base, send, yields=yields, held=None)
+
+    def _write(
+        self,
+        key: str,
+        size: int,
+        base: Base,
+        send: Callable[[dict[str, str]], ObjectInfo],
+        *,
+        yields: Callable[[ObjectInfo | None], bool] | None,
+        held: str | None,
+    ) -> ObjectInfo | Superseded:
+        """Send with the precondition `base` implies; after a 412, `yields(current)` says
+        whether to give way to the object found (else the write is retried over it)."""
+        conditional_put, _ = self._conditional()
+        for _ in range(_ROUNDS):
+            if not conditional_put or (not base.known and size > _OPTIMISTIC_BYTES):
+                base = _base_of(self._backend.head(key))
+            condition, files, delta = _plan(base, size)
+            if not conditional_put:
+                condition = {}
+            with self._quota.transaction(key, files, delta, held=held) as spend:
+                try:
+                    info = send(condition)
+                except PreconditionFailedError:
+                    info = None
+                except OutcomeUnknownError as exc:
+                    current = self._backend.head(key)
+                    if current is not None and current.etag == exc.expected_etag:
+                        spend.effect(files, delta)  # it landed: exactly as planned
+                        return current
+                    if base.known and _base_of(current) == base and base.etag is not None:
+                        raise  # the object is as it was: it did not land; nothing counted
+                    spend.unknown(files, delta)  # cannot tell: count only the increase
+                    raise
+                else:
+                    if info is not None:
+                        spend.effect(files, delta)
+                        return info
+            # 412: this node's belief was stale.
+            current = self._backend.head(key)
+            if yields is not None and yields(current):
+                return Superseded(key, current)
+            base = _base_of(current)
+        raise StorageUnavailableError(
+            f"'{key}' kept changing under {_ROUNDS} attempts to write it (other writers); "
+            "try again."
+        )
+
+    def delete(
+        self, key: str, base: Base, *, accepted: tuple[float, float] | None = None
+    ) -> bool | Superseded:
+        """Delete the object `base` describes; False if it was already gone."""
+        _, conditional_delete = self._conditional()
+        for _ in range(_ROUNDS):
+            if base.known and base.etag is None:
+                return False
+            if not base.known or not conditional_delete:
+                current = self._backend.head(key)
+                if current is None:
+                    return False
+                changed = base.known and current.etag != base.etag
+                rival = accepted is not None and written_after(current, accepted) is not False
+                if changed and rival:
+                    return Superseded(key, current)
+                base = _base_of(current)
+            try:
+                self._backend.delete(key, if_match=base.etag if conditional_delete else None)
+            except PreconditionFailedError:
+                current = self._backend.head(key)
+                if current is None:
+                    return False  # someone else deleted it: they count it
+                if accepted is not None and written_after(current, accepted) is not False:
+                    return Superseded(key, current)
+                base = _base_of(current)
+                continue
+            except OutcomeUnknownError:
+                # Gone either way, but by whom cannot be told: count nothing (an
+                # over-count, repaired by the next recount) rather than twice.
+                self._quota.record(0, 0)
+                return True
+            self._quota.record(-1, -base.size)
+            return True
+        raise ObjectStoreError(f"'{key}' kept changing under {_ROUNDS} attempts to delete it")

@@ -1,0 +1,81 @@
+"""LEAN's shapes of the API: the values it returns and its C#-style generic calls.
+
+`store.ReadJson[T](key)` calls `read_json(key, type_=T)`; `KeyValuePair` has LEAN's
+`.Key/.Value` beside `.key/.value`. The PascalCase method aliases themselves sit in
+`ObjectStore`, next to the methods they name.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Generic, NamedTuple, TypeVar
+
+__all__ = ["Generic_", "KeyValuePair", "ObjectStat", "StorageUsage"]
+
+R = TypeVar("R")
+
+PERMISSION_MESSAGES = {
+    "read": "The current user does not have permission to read from the organization Object "
+    "Store. Please contact your organization administrator to request permission.",
+    "write": "The current user does not have permission to write to the organization Object "
+    "Store. Please contact your organization administrator to request permission.",
+    "delete": "The current user does not have permission to delete objects from the "
+    "organization Object Store. Please contact your organization administrator to request "
+    "permission.",
+}
+
+
+class KeyValuePair(NamedTuple):
+    """One stored object during iteration; `.key/.value` and LEAN's `.Key/.Value`."""
+
+    key: str
+    value: bytes | None
+
+    @property
+    def Key(self) -> str:
+        return self.key
+
+    @property
+    def Value(self) -> bytes | None:
+        return self.value
+
+
+class ObjectStat(NamedTuple):
+    """What `stat` and `list_objects` tell about a key (etag is None while pending)."""
+
+    key: str
+    size: int
+    etag: str | None
+    last_modified: datetime | None
+
+
+class StorageUsage(NamedTuple):
+    bytes: int
+    files: int
+    max_size: int
+    max_files: int
+
+
+class Generic_(Generic[R]):
+    """Makes `store.ReadJson[T](key)` call `read_json(key, type_=T)`."""
+
+    def __init__(self, method: Callable[..., R]) -> None:
+        self._method = method
+        self.__doc__ = method.__doc__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> _BoundGeneric[R]:
+        return _BoundGeneric(self._method, instance)
+
+
+class _BoundGeneric(Generic[R]):
+    def __init__(self, method: Callable[..., R], instance: Any) -> None:
+        self._method = method
+        self._instance = instance
+
+    def __call__(self, *args: Any, **kwargs: Any) -> R:
+        return self._method(self._instance, *args, **kwargs)
+
+    def __getitem__(self, type_: Any) -> Callable[..., R]:
+        return functools.partial(self._method, self._instance, type_=type_)

@@ -1,0 +1,220 @@
+"""The organization's usage ledger as data: parsing, grants, expiry, rebases. Pure: no I/O.
+
+One small JSON document per organization, outside its keys, changed only by conditional
+PUTs (quota.py does the I/O):
+
+    {"version": 2, "bytes": B, "files": F, "generation": G, "rebased_at": T, "drift": false,
+     "leases": {"<id>": {"bytes", "files", "held_bytes", "held_files", "expires", "grace"}},
+     "holds": {"<id>": {"bytes", "files", "expires"}}}
+
+`bytes`/`files` are committed usage; a lease is capacity one live store may spend without
+asking (`held_*` of it reserved for its journaled saves); a hold keeps the held part of a
+dead store's lease for the replay of its journal. Times are the server's clock. Invariant:
+actual usage <= committed + leases + holds <= limit. See docs/quotas.md.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Delta", "Lease", "Ledger", "LedgerDamagedError", "Rebase", "grant_headroom"]
+
+LEASE_SECONDS = 60.0
+HOLD_SECONDS = 3600.0
+MB = 1024 * 1024
+
+
+class LedgerDamagedError(ValueError):
+    """The ledger parses as JSON but does not hold what a ledger holds."""
+
+
+@dataclass
+class Lease:
+    bytes: int = 0
+    files: int = 0
+    held_bytes: int = 0
+    held_files: int = 0
+    expires: float = 0.0
+    grace: float = 120.0
+
+    def as_json(self) -> dict[str, float]:
+        return {
+            "bytes": self.bytes,
+            "files": self.files,
+            "held_bytes": self.held_bytes,
+            "held_files": self.held_files,
+            "expires": self.expires,
+            "grace": self.grace,
+        }
+
+
+@dataclass(frozen=True)
+class Rebase:
+    """A recount: committed usage was set from a listing begun at `started` (server time)."""
+
+    generation: int
+    started: float
+
+
+@dataclass
+class Ledger:
+    bytes: int = 0
+    files: int = 0
+    generation: int = 0
+    rebased_at: float = 0.0
+    drift: bool = False
+    leases: dict[str, Lease] = field(default_factory=dict)
+    holds: dict[str, Lease] = field(default_factory=dict)
+
+    # -- reading and writing -------------------------------------------------------------
+
+    @staticmethod
+    def parse(body: builtins.bytes) -> Ledger:
+        """The ledger in `body`; LedgerDamagedError if it is not a sane ledger."""
+        try:
+            raw = json.loads(body)
+            if not isinstance(raw, dict):
+                raise TypeError("not an object")
+            ledger = Ledger(
+                bytes=_count(raw["bytes"]),
+                files=_count(raw["files"]),
+                generation=_count(raw.get("generation", 0)),
+                rebased_at=_time(raw.get("rebased_at", 0.0)),
+                drift=bool(raw.get("drift", False)),
+                leases={str(k): _lease(v) for k, v in dict(raw.get("leases", {})).items()},
+                holds={str(k): _lease(v) for k, v in dict(raw.get("holds", {})).items()},
+            )
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+            raise LedgerDamagedError(f"{type(exc).__name__}: {exc}") from exc
+        return ledger
+
+    def dump(self) -> builtins.bytes:
+        return json.dumps(
+            {
+                "version": 2,
+                "bytes": self.bytes,
+                "files": self.files,
+                "generation": self.generation,
+                "rebased_at": self.rebased_at,
+                "drift": self.drift,
+                "leases": {k: v.as_json() for k, v in self.leases.items()},
+                "holds": {k: v.as_json() for k, v in self.holds.items()},
+            },
+            sort_keys=True,
+        ).encode()
+
+    # -- capacity -------------------------------------------------------------------------
+
+    def reserved(self, exclude: str | None = None) -> tuple[int, int]:
+        """(bytes, files) reserved by leases (but `exclude`'s) and holds."""
+        parts = [lease for lease_id, lease in self.leases.items() if lease_id != exclude]
+        parts += list(self.holds.values())
+        return sum(p.bytes for p in parts), sum(p.files for p in parts)
+
+    def free(self, max_bytes: int, max_files: int, exclude: str | None) -> tuple[int, int]:
+        reserved_bytes, reserved_files = self.reserved(exclude)
+        return (
+            max_bytes - self.bytes - reserved_bytes,
+            max_files - self.files - reserved_files,
+        )
+
+    def expired(self, server_low: float) -> list[str]:
+        """Leases whose holders are surely gone: expired, plus their grace, on the server's
+        clock (the holder stops spending before `expires`)."""
+        return [
+            lease_id
+            for lease_id, lease in self.leases.items()
+            if server_low > lease.expires + lease.grace
+        ]
+
+    def reclaim(self, lease_ids: list[str], server_low: float) -> None:
+        """Drop dead leases, keeping what they held for journaled saves as holds."""
+        for lease_id in lease_ids:
+            lease = self.leases.pop(lease_id)
+            if lease.held_bytes or lease.held_files:
+                self.holds[lease_id] = Lease(
+                    lease.held_bytes,
+                    lease.held_files,
+                    expires=server_low + HOLD_SECONDS,
+                )
+        for hold_id in [k for k, hold in self.holds.items() if server_low > hold.expires]:
+            del self.holds[hold_id]
+
+    def live_others(self, lease_id: str) -> int:
+        return sum(1 for other in self.leases if other != lease_id)
+
+
+@dataclass
+class Delta:
+    """Usage changes one store made and has not settled, grouped by when they happened.
+
+    `seen` is the rebase generation the store had observed before making them, and
+    `applied_by` an upper bound (server clock) on when the last of them was applied.
+    Positive and negative parts are kept apart, for the safe rule of `settle`.
+    """
+
+    seen: int
+    applied_by: float
+    up_bytes: int = 0
+    up_files: int = 0
+    down_bytes: int = 0
+    down_files: int = 0
+    ambiguous: bool = False
+
+    def add(self, files: int, size: int) -> None:
+        self.up_files += max(files, 0)
+        self.down_files += min(files, 0)
+        self.up_bytes += max(size, 0)
+        self.down_bytes += min(size, 0)
+
+    def settle(self, rebase: Rebase) -> tuple[int, int, bool]:
+        """(files, bytes) to add to the committed usage, and whether that may over-count.
+
+        Against the latest recount: changes made after the store saw it count whole;
+        changes applied before its listing began are already in it; any others may or
+        may not be, so only their increases count (an over-count, never an under-count).
+        """
+        if self.seen >= rebase.generation and not self.ambiguous:
+            return self.up_files + self.down_files, self.up_bytes + self.down_bytes, False
+        if self.seen < rebase.generation and self.applied_by < rebase.started:
+            return 0, 0, False
+        return self.up_files, self.up_bytes, True
+
+
+def grant_headroom(free: int, live_others: int, cap: int) -> int:
+    """Extra capacity granted beyond a save's need: a share of what is free that shrinks
+    as more stores are live, so the leases together stay under a sixteenth of it."""
+    if free <= 0:
+        return 0
+    return max(0, min(free // (16 * (live_others + 1)), cap))
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or value > 2**62:
+        raise ValueError(f"out of range: {value}")
+    return int(value)
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError(f"expected a time, got {value!r}")
+    return float(value)
+
+
+def _lease(raw: Any) -> Lease:
+    if not isinstance(raw, dict):
+        raise TypeError("a lease is an object")
+    return Lease(
+        bytes=_count(raw["bytes"]),
+        files=_count(raw["files"]),
+        held_bytes=_count(raw.get("held_bytes", 0)),
+        held_files=_count(raw.get("held_files", 0)),
+        expires=_time(raw["expires"]),
+        grace=_time(raw.get("grace", 120.0)),
+    )

@@ -1,0 +1,500 @@
+"""The boto3 transport: a `Backend` on any S3-compatible server. The only boto3 user.
+
+Retries are ours, not botocore's (its own are switched off): reads are retried on any
+fault, including a body cut mid-way (nothing partial is returned); a conditional write
+whose answer was lost is never blindly re-sent as if nothing happened: if a later
+attempt gets 412, a HEAD tells whether the earlier attempt landed (its ETag is the MD5 of
+what was sent), and if that cannot be told the caller gets `OutcomeUnknownError`.
+Every botocore error becomes one of ours in `s3errors.translate`, the one table.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+import botocore.exceptions as bce
+from botocore.config import Config
+
+from .backend import ObjectData, ObjectInfo, Progress, StaleUpload, content_etag
+from .clock import ServerClock, parse_http_date
+from .errors import (
+    KeyNotFoundError,
+    ObjectStoreError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+)
+from .s3errors import Failure, classify, translate, unknown_outcome
+from .transfer import download_parts, upload_parts
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from .server import Endpoint
+    from .settings import ObjectStoreSettings
+
+__all__ = ["S3Backend"]
+
+T = TypeVar("T")
+
+
+class _Connection:
+    """What every scope of one backend shares: the client, the pool, the clock."""
+
+    def __init__(self, settings: ObjectStoreSettings, endpoint: Endpoint) -> None:
+        url = endpoint.url
+        self.bucket = settings.bucket
+        self.endpoint = url or "AWS S3"
+        self.attempts = settings.max_attempts
+        self.chunk = settings.multipart_chunksize_bytes
+        self.threshold = settings.multipart_threshold_bytes
+        self.concurrency = settings.max_concurrency
+        config = Config(
+            region_name=settings.region,
+            # One attempt per call: the retries are ours (see the module docstring).
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=settings.connect_timeout_seconds,
+            read_timeout=settings.read_timeout_seconds,
+            max_pool_connections=max(16, settings.max_concurrency * 2),
+            # S3-compatible servers (SeaweedFS, MinIO) want path-style addressing.
+            s3={"addressing_style": "path" if url else "auto"},
+            signature_version="s3v4",
+            # Default CRC trailers are not understood by every S3-compatible server.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        key_id, secret = endpoint.access_key_id, endpoint.secret_access_key
+        if key_id is None and settings.access_key_id is not None:
+            key_id = settings.access_key_id
+            secret = (
+                settings.secret_access_key.get_secret_value()
+                if settings.secret_access_key
+                else None
+            )
+        self.client: S3Client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=url,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=config,
+        )
+        self.clock = ServerClock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, "objectstore-transfer")
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def call(
+        self,
+        operation: str,
+        key: str,
+        request: Callable[[], T],
+        *,
+        written: str | None = None,
+        verify: Callable[[], bool] | None = None,
+    ) -> T:
+        """Run one request with bounded retries; every error leaves as one of ours.
+
+        `written` marks a conditional write and holds the ETag its object would get:
+        after an attempt that may have landed, a 412 is checked with `verify` (did the
+        earlier attempt land?), and a final failure is `OutcomeUnknownError`.
+        """
+        maybe_applied = False
+        for attempt in range(1, self.attempts + 1):
+            sent = time.monotonic()
+            try:
+                result = request()
+            except Exception as exc:
+                self._observe(getattr(exc, "response", None), sent)
+                failure = classify(exc)
+                if failure is Failure.PRECONDITION and maybe_applied and written is not None:
+                    if verify is not None and verify():
+                        applied: T = _APPLIED
+                        return applied
+                    raise unknown_outcome(self, operation, key, attempt, written) from exc
+                sent_to_server = failure is not Failure.NOT_SENT
+                maybe_applied = maybe_applied or (written is not None and sent_to_server)
+                if failure.retryable and attempt < self.attempts:
+                    time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
+                    continue
+                if maybe_applied and written is not None and failure.retryable:
+                    raise unknown_outcome(self, operation, key, attempt, written) from exc
+                raise translate(self, exc, operation, key, attempt) from exc
+            self._observe(result, sent)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observe(self, response: object, sent: float) -> None:
+        if isinstance(response, dict):
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            self.clock.observe(parse_http_date(headers.get("date")), sent, time.monotonic())
+
+
+_APPLIED: Any = object()  # `call` result: an earlier attempt of a conditional write landed
+
+
+class S3Backend:
+    """A `Backend` on one bucket of an S3 server, scoped to a key prefix."""
+
+    def __init__(
+        self,
+        settings: ObjectStoreSettings,
+        endpoint: Endpoint,
+        *,
+        prefix: str = "",
+        connection: _Connection | None = None,
+    ) -> None:
+        self._c = connection if connection is not None else _Connection(settings, endpoint)
+        self._settings = settings
+        self._endpoint = endpoint
+        self.prefix = prefix
+
+    @property
+    def client(self) -> S3Client:
+        return self._c.client
+
+    @property
+    def name(self) -> str:
+        return f"{self._c.endpoint} bucket '{self._c.bucket}'"
+
+    def __repr__(self) -> str:
+        return f"S3Backend(endpoint={self._c.endpoint!r}, bucket={self._c.bucket!r})"
+
+    def scoped(self, prefix: str) -> S3Backend:
+        return S3Backend(
+            self._settings, self._endpoint, prefix=self.prefix + prefix, connection=self._c
+        )
+
+    def on_request(self, callback: Callable[[str, str | None], None]) -> None:
+        """Call `callback(operation, key)` before each request (counting in tests); `key` is
+        relative to this scope, None for requests outside it (the ledger) or without one."""
+        prefix = self.prefix
+
+        def hook(**kwargs: Any) -> None:
+            operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
+            key = kwargs.get("params", {}).get("Key")
+            inside = key is not None and key.startswith(prefix)
+            callback(operation, key[len(prefix) :] if inside else None)
+
+        self.client.meta.events.register("before-parameter-build.s3.*", hook)
+
+    def close(self) -> None:
+        self._c.close()
+
+    def _info(self, key: str, response: Any, size: int | None = None) -> ObjectInfo:
+        modified = response.get("LastModified")
+        return ObjectInfo(
+            key,
+            size if size is not None else int(response.get("ContentLength", 0)),
+            str(response["ETag"]),
+            modified.timestamp() if modified is not None else None,
+        )
+
+    # -- objects -------------------------------------------------------------------------
+
+    def head(self, key: str) -> ObjectInfo | None:
+        bucket_key = self.prefix + key
+        try:
+            response = self._c.call(
+                "stat",
+                key,
+                lambda: self.client.head_object(Bucket=self._c.bucket, Key=bucket_key),
+            )
+        except KeyNotFoundError:
+            return None
+        return self._info(key, response)
+
+    def get(self, key: str, *, if_none_match: str | None = None) -> ObjectData | None:
+        bucket_key = self.prefix + key
+        extra: dict[str, Any] = {"IfNoneMatch": if_none_match} if if_none_match else {}
+
+        def request() -> tuple[Any, bytes] | None:
+            try:
+                response = self.client.get_object(Bucket=self._c.bucket, Key=bucket_key, **extra)
+            except Exception as exc:
+                if if_none_match and classify(exc) is Failure.NOT_MODIFIED:
+                    return None
+                raise
+            return response, response["Body"].read()  # inside the attempt: a cut is retried
+
+        result = self._c.call("read", key, request)
+        if result is None:
+            return None
+        response, body = result
+        return ObjectData(body, self._info(key, response, len(body)))
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ObjectInfo:
+        bucket_key = self.prefix + key
+        extra = _conditions(if_match, if_none_match)
+        expected = content_etag(data) if extra else None
+        response = self._c.call(
+            "write",
+            key,
+            lambda: self.client.put_object(
+                Bucket=self._c.bucket, Key=bucket_key, Body=data, **extra
+            ),
+            written=expected,
+            verify=lambda: self._landed(key, expected),
+        )
+        return self._written(key, response, len(data), expected)
+
+    def _landed(self, key: str, expected: str | None) -> bool:
+        info = self.head(key)
+        return info is not None and info.etag == expected
+
+    def _written(self, key: str, response: Any, size: int, expected: str | None) -> ObjectInfo:
+        if response is _APPLIED:
+            info = self.head(key)
+            if info is None or info.etag != expected:  # pragma: no cover - raced away
+                raise OutcomeUnknownError(f"The write of '{key}' may not have landed")
+            return info
+        when = self._c.clock.now()
+        return ObjectInfo(key, size, str(response["ETag"]), when[0] if when else None)
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        bucket_key = self.prefix + key
+        extra: dict[str, Any] = {"IfMatch": if_match} if if_match else {}
+        self._c.call(
+            "delete",
+            key,
+            lambda: self.client.delete_object(Bucket=self._c.bucket, Key=bucket_key, **extra),
+            written="" if if_match else None,
+            verify=lambda: False,
+        )
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = self.prefix + prefix
+        token: str | None = None
+        while True:
+            extra: dict[str, Any] = {"ContinuationToken": token} if token else {}
+            page = self._c.call(
+                "list",
+                prefix or "/",
+                lambda extra=extra: self.client.list_objects_v2(  # type: ignore[misc]
+                    Bucket=self._c.bucket, Prefix=full, **extra
+                ),
+            )
+            for item in page.get("Contents", []):
+                modified = item.get("LastModified")
+                yield ObjectInfo(
+                    item["Key"][len(self.prefix) :],
+                    int(item["Size"]),
+                    str(item["ETag"]),
+                    modified.timestamp() if modified is not None else None,
+                )
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    # -- transfers -----------------------------------------------------------------------
+
+    def download(self, key: str, path: Path, progress: Progress | None = None) -> ObjectInfo:
+        info = self.head(key)
+        if info is None:
+            raise KeyNotFoundError(key)
+        if info.size <= self._c.chunk:
+            data = self.get(key)
+            assert data is not None
+            path.write_bytes(data.body)
+            if progress is not None:
+                progress(len(data.body))
+            return data.info
+        download_parts(self, info, path, chunk=self._c.chunk, pool=self._c.pool, progress=progress)
+        return info
+
+    def upload(
+        self,
+        key: str,
+        path: Path,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        unchanged: Callable[[], bool] | None = None,
+        progress: Progress | None = None,
+    ) -> ObjectInfo:
+        size = path.stat().st_size
+        if size <= self._c.threshold:
+            data = path.read_bytes()
+            if unchanged is not None and not unchanged():
+                raise PreconditionFailedError(f"{path} changed while it was uploaded")
+            info = self.put(key, data, if_match=if_match, if_none_match=if_none_match)
+            if progress is not None:
+                progress(size)
+            return info
+        return upload_parts(
+            self,
+            key,
+            path,
+            chunk=self._c.chunk,
+            pool=self._c.pool,
+            if_match=if_match,
+            if_none_match=if_none_match,
+            unchanged=unchanged,
+            progress=progress,
+        )
+
+    # PartClient, for transfer.py
+
+    def get_range(self, key: str, start: int, end: int, if_match: str) -> bytes:
+        bucket_key = self.prefix + key
+
+        def request() -> bytes:
+            response = self.client.get_object(
+                Bucket=self._c.bucket,
+                Key=bucket_key,
+                Range=f"bytes={start}-{end}",
+                IfMatch=if_match,
+            )
+            return response["Body"].read()
+
+        return self._c.call("download", key, request)
+
+    def create_upload(self, key: str) -> str:
+        bucket_key = self.prefix + key
+        response = self._c.call(
+            "upload",
+            key,
+            lambda: self.client.create_multipart_upload(Bucket=self._c.bucket, Key=bucket_key),
+        )
+        return str(response["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        bucket_key = self.prefix + key
+        response = self._c.call(
+            "upload",
+            key,
+            lambda: self.client.upload_part(
+                Bucket=self._c.bucket,
+                Key=bucket_key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+            ),
+        )
+        return str(response["ETag"])
+
+    def complete_upload(
+        self,
+        key: str,
+        upload_id: str,
+        parts: builtins.list[tuple[int, str]],
+        *,
+        if_match: str | None,
+        if_none_match: str | None,
+        expected_etag: str,
+        size: int,
+    ) -> ObjectInfo:
+        bucket_key = self.prefix + key
+        extra = _conditions(if_match, if_none_match)
+        response = self._c.call(
+            "upload",
+            key,
+            lambda: self.client.complete_multipart_upload(
+                Bucket=self._c.bucket,
+                Key=bucket_key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+                },
+                **extra,
+            ),
+            written=expected_etag if extra else None,
+            verify=lambda: self._landed(key, expected_etag),
+        )
+        return self._written(key, response, size, expected_etag)
+
+    def abort_upload_id(self, key: str, upload_id: str) -> None:
+        bucket_key = self.prefix + key
+        # Best effort: a reconcile aborts what is left (stale_uploads).
+        with contextlib.suppress(ObjectStoreError):
+            self._c.call(
+                "abort upload",
+                key,
+                lambda: self.client.abort_multipart_upload(
+                    Bucket=self._c.bucket, Key=bucket_key, UploadId=upload_id
+                ),
+            )
+
+    # -- clock, stale uploads, bucket ------------------------------------------------------
+
+    def server_time(self) -> tuple[float, float] | None:
+        return self._c.clock.now()
+
+    def stale_uploads(self, older_than: float) -> Iterable[StaleUpload]:
+        found: builtins.list[StaleUpload] = []
+        markers: dict[str, Any] = {}
+        while True:
+            page = self._c.call(
+                "list uploads",
+                self.prefix or "/",
+                lambda markers=markers: self.client.list_multipart_uploads(  # type: ignore[misc]
+                    Bucket=self._c.bucket, Prefix=self.prefix, **markers
+                ),
+            )
+            for upload in page.get("Uploads", []):
+                initiated = upload.get("Initiated")
+                moment = initiated.timestamp() if initiated is not None else None
+                if moment is None or moment < older_than:
+                    found.append(
+                        StaleUpload(upload["Key"][len(self.prefix) :], upload["UploadId"], moment)
+                    )
+            if not page.get("IsTruncated"):
+                return found
+            markers = {
+                "KeyMarker": page.get("NextKeyMarker", ""),
+                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+            }
+
+    def abort_upload(self, upload: StaleUpload) -> None:
+        self.abort_upload_id(upload.key, upload.upload_id)
+
+    def create_bucket(self) -> None:
+        kwargs: dict[str, Any] = {"Bucket": self._c.bucket}
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+
+        def request() -> None:
+            try:
+                self.client.create_bucket(**kwargs)
+            except bce.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+        self._c.call("create bucket", self._c.bucket, request)
+
+
+def _conditions(if_match: str | None, if_none_match: str | None) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if if_match:
+        extra["IfMatch"] = if_match
+    if if_none_match:
+        extra["IfNoneMatch"] = if_none_match
+    return extra

@@ -1,0 +1,62 @@
+"""What tests look at beside the public API: the requests a store sends, the ledger, a
+fresh listing of the organization, and a way to put objects behind a store's back."""
+
+from __future__ import annotations
+
+import json
+
+from objectstore_s3 import ObjectStore
+from objectstore_s3.quota import LEDGER
+
+
+def requests_of(store: ObjectStore, key: str | None = None) -> list[str]:
+    """A live list of the S3 operations the store sends from now on (on `key` only)."""
+    calls: list[str] = []
+
+    def record(operation: str, name: str | None) -> None:
+        if key is None or name == key:
+            calls.append(operation)
+
+    store._core.objects.on_request(record)  # type: ignore[attr-defined]
+    return calls
+
+
+def listing(store: ObjectStore) -> tuple[int, int]:
+    """(bytes, files) of the organization from a fresh listing of the bucket."""
+    usage = store._core.quota.list_usage()
+    return usage.bytes, usage.files
+
+
+def ledger(store: ObjectStore) -> dict[str, object]:
+    """The usage ledger as stored in the bucket."""
+    records = store._core.quota._records
+    data = records.get(LEDGER)
+    assert data is not None
+    return dict(json.loads(data.body))
+
+
+def write_ledger(store: ObjectStore, state: dict[str, object]) -> None:
+    store._core.quota._records.put(LEDGER, json.dumps(state).encode())
+
+
+def delete_ledger(store: ObjectStore) -> None:
+    store._core.quota._records.delete(LEDGER)
+
+
+def put_behind(store: ObjectStore, key: str, data: bytes) -> None:
+    """Write an object the way another tool would: no quota, no cache."""
+    store._core.objects.put(key, data)
+
+
+def break_backend(store: ObjectStore, monkeypatch: object, error: Exception) -> None:
+    """Make every request of the store (objects and ledger) raise `error`."""
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    for backend in (store._core.objects, store._core.quota._records):
+        for method in ("get", "head", "put", "delete", "list", "upload", "download"):
+            monkeypatch.setattr(backend, method, fail)
