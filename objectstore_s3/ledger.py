@@ -80,8 +80,8 @@ class Ledger:
             if not isinstance(raw, dict):
                 raise TypeError("not an object")
             ledger = Ledger(
-                bytes=_count(raw["bytes"]),
-                files=_count(raw["files"]),
+                bytes=_count(raw["bytes"], signed=True),
+                files=_count(raw["files"], signed=True),
                 generation=_count(raw.get("generation", 0)),
                 rebased_at=_time(raw.get("rebased_at", 0.0)),
                 drift=bool(raw.get("drift", False)),
@@ -193,10 +193,10 @@ def grant_headroom(free: int, live_others: int, cap: int) -> int:
     return max(0, min(free // (16 * (live_others + 1)), cap))
 
 
-def _count(value: Any) -> int:
+def _count(value: Any, signed: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"expected a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or value > 2**62:
+    if not math.isfinite(value) or abs(value) > 2**62 or (value < 0 and not signed):
         raise ValueError(f"out of range: {value}")
     return int(value)
 

@@ -89,7 +89,13 @@ class LocalFiles:
             if folder.exists() and not folder.is_dir():
                 raise self._clash(key, folder)
         if path.is_dir():
-            raise self._clash(key, path)
+            under = [other for other in self._states if other.startswith(key + "/")]
+            try:
+                if under:
+                    raise OSError("needed by a registered key")
+                path.rmdir()  # an empty folder left by a key that is gone
+            except OSError:
+                raise self._clash(key, path) from None
         private_directory(path.parent)
         remove_stale_temporaries(path.parent)
         return path
@@ -136,12 +142,20 @@ class LocalFiles:
         except (OSError, ValueError, TypeError):
             return None
 
+    def unregister(self, key: str) -> None:
+        """Stop tracking the key in this process; its file and record stay."""
+        with self._lock:
+            self._states.pop(key, None)
+            self._looks.pop(key, None)
+
     def forget(self, key: str) -> None:
         """Stop tracking the key and remove its file and record (a delete)."""
         with self._lock:
             self._states.pop(key, None)
             self._looks.pop(key, None)
-        self.path_for(key).unlink(missing_ok=True)
+        path = self.path_for(key)
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)
         self._record_path(key).unlink(missing_ok=True)
 
     def record(self, key: str, etag: str | None, before: os.stat_result | None = None) -> None:

@@ -374,9 +374,12 @@ class Quota:
             ledger.holds.pop(self._lease_id, None)
         rebase = Rebase(ledger.generation, ledger.rebased_at)
         for delta in self._state.deltas:
+            # No clamping at zero: stores settle in any order, so the committed figures
+            # may dip below zero for a while (one store's delete settled before another
+            # store's create of the same object); only their sum with the leases matters.
             files, size, over = delta.settle(rebase)
-            ledger.files = max(0, ledger.files + files)
-            ledger.bytes = max(0, ledger.bytes + size)
+            ledger.files += files
+            ledger.bytes += size
             ledger.drift = ledger.drift or over
         state.generation = ledger.generation
         return state

@@ -126,13 +126,20 @@ class _Connection:
             except Exception as exc:
                 self._observe(getattr(exc, "response", None), sent)
                 failure = classify(exc)
+                if failure is Failure.NOT_FOUND and written is not None:
+                    # AWS and moto answer If-Match on a missing key with 404: the
+                    # precondition failed, which is how every backend reports it.
+                    failure = Failure.PRECONDITION
                 if failure is Failure.PRECONDITION and maybe_applied and written is not None:
                     if verify is not None and verify():
                         applied: T = _APPLIED
                         return applied
                     raise unknown_outcome(self, operation, key, attempt, written) from exc
-                sent_to_server = failure is not Failure.NOT_SENT
-                maybe_applied = maybe_applied or (written is not None and sent_to_server)
+                if failure is Failure.PRECONDITION:
+                    raise PreconditionFailedError(
+                        f"{operation} of '{key}': the object is not as expected"
+                    ) from exc
+                maybe_applied = maybe_applied or (written is not None and failure.maybe_applied)
                 if failure.retryable and attempt < self.attempts:
                     time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
                     continue

@@ -29,6 +29,7 @@ from .commit import Committer, Superseded
 from .errors import (
     KeyNotFoundError,
     LocalFileConflictError,
+    LocalPathClashError,
     ObjectStoreError,
     StorageLimitExceededError,
     SupersededWriteError,
@@ -141,21 +142,26 @@ class Writer:
         if entry is not None and self.journal.complete(entry, "superseded", None):
             self.quota.release(entry.token)
 
-    def _after_put(self, key: str, data: bytes, info: ObjectInfo) -> None:
-        # Only now that the bucket accepted it may the cache and the local file claim it.
+    def _after_put(self, key: str, data: bytes, info: ObjectInfo, *, accepted: bool) -> None:
+        """Only now that the bucket took the value may the cache and the local file
+        claim it. `accepted`: it was accepted earlier (write-behind), so a local file
+        written since is newer and stays, as a change from what the bucket now holds."""
         self.cache.store(key, data, info.etag)
         if not self.files.is_registered(key):
             return
-        if self.files.is_changed(key):
-            # Written by the user after this value was accepted: theirs is newer, and is
-            # now a change from what the bucket holds.
+        if accepted and self.files.is_changed(key):
             self.files.rebase(key, info.etag)
-        else:
+            return
+        try:
             self.files.write(key, data, info.etag)
+        except LocalPathClashError:
+            # Its place on disk is another key's folder now: the key reads from the
+            # cache and the bucket instead of a file it can no longer have.
+            self.files.unregister(key)
 
     def _after_delete(self, key: str) -> None:
         self.cache.invalidate(key)
-        if self.files.is_registered(key) or self.files.path_for(key).exists():
+        if self.files.is_registered(key) or self.files.path_for(key).is_file():
             self.files.forget(key)
 
     def _require_existing(self, key: str) -> Base:
@@ -252,7 +258,7 @@ class Writer:
             if isinstance(result, Superseded):
                 self._drop(entry, result)
             elif self.journal.complete(entry, "uploaded", result.etag):
-                self._after_put(key, data, result)
+                self._after_put(key, data, result, accepted=True)
             else:
                 self.cache.invalidate(key)  # a newer save is pending: the view shows it
 
@@ -302,7 +308,7 @@ class WriteThrough(Writer):
                 self.cache.invalidate(key)
                 raise
             assert isinstance(result, ObjectInfo)
-            self._after_put(key, data, result)
+            self._after_put(key, data, result, accepted=False)
             self._supersede_pending(key)
 
     def delete(self, key: str) -> None:
@@ -339,7 +345,10 @@ class WriteBehind(Writer):
                 self.quota.release(token)
                 raise
             if self.files.is_registered(key):
-                self.files.write(key, data, None)  # what the bucket will hold once uploaded
+                try:
+                    self.files.write(key, data, None)  # what the bucket holds once uploaded
+                except LocalPathClashError:
+                    self.files.unregister(key)
 
     def delete(self, key: str) -> None:
         with self.accepting(key):

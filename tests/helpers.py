@@ -60,3 +60,17 @@ def break_backend(store: ObjectStore, monkeypatch: object, error: Exception) -> 
     for backend in (store._core.objects, store._core.quota._records):
         for method in ("get", "head", "put", "delete", "list", "upload", "download"):
             monkeypatch.setattr(backend, method, fail)
+
+
+def crash(store: ObjectStore) -> None:
+    """As if the process was killed: nothing flushed, nothing settled; the journal stays
+    on disk for the next store on the node, and the quota lease stays in the ledger."""
+    import atexit
+
+    if store._flusher is not None:
+        store._flusher._stop.set()
+        store._flusher._thread.join()
+    store._closed = True
+    atexit.unregister(store._exit_hook)
+    store._journal.close()
+    store._cache.close()

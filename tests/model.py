@@ -1,0 +1,332 @@
+"""A small reference model of the Object Store: the bucket as a dict, and each node's
+pending write-behind work, cache, registered local files and files on disk.
+
+Its rules restate the SPEC, not the code: last accepted write wins per key; a pending
+write gives way to an object another node wrote after it was accepted; a cached key is
+seen as it was cached until `clear()`; a local file written since its last sync is the
+newest thing a node has for its key; automatic syncs never overwrite an object that
+changed since the file's last sync. Values are unique, so "version" and "value" are one.
+Used by test_model.py, which checks every observation of two real nodes against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+ABSENT = None
+
+
+@dataclass
+class Obj:
+    value: bytes
+    written_at: float  # the server's clock when it was written
+
+
+@dataclass
+class Pending:
+    op: str  # "put" | "delete"
+    value: bytes | None
+    accepted_at: float
+    base: bytes | str | None  # expected bucket value; None: absent; "?": unknown
+
+
+@dataclass
+class LocalFile:
+    content: bytes | None  # None: no file on disk
+    recorded: bytes | None  # content at the last record (None: never recorded)
+    synced: bytes | None  # the bucket value the record matches (None: none)
+
+    @property
+    def changed(self) -> bool:
+        return self.content is not None and self.content != self.recorded
+
+
+@dataclass
+class Node:
+    mode: str  # "through" | "behind"
+    pending: dict[str, Pending] = field(default_factory=dict)
+    cache: dict[str, bytes] = field(default_factory=dict)
+    registered: set[str] = field(default_factory=set)
+    disk: dict[str, LocalFile] = field(default_factory=dict)
+    conflicts: int = 0
+    dropped: int = 0
+
+
+class Missing(Exception):
+    """The model says KeyNotFoundError."""
+
+
+class Conflict(Exception):
+    """The model says LocalFileConflictError."""
+
+
+class Clash(Exception):
+    """The model says LocalPathClashError."""
+
+
+class Model:
+    """`strict`: the server's clock is the test's, so every "written after" is decided;
+    else a decision that hangs on timing is taken from what the bucket shows."""
+
+    def __init__(self, modes: tuple[str, str], strict: bool = True) -> None:
+        self.bucket: dict[str, Obj] = {}
+        self.nodes = [Node(mode) for mode in modes]
+        self.now = 0.0
+        self.strict = strict
+
+    # -- what a node knows -----------------------------------------------------------------
+
+    def kind(self, node: Node, key: str) -> str:
+        local = node.disk.get(key)
+        if key in node.registered and local is not None and local.changed:
+            return "local"
+        if (
+            key in node.registered
+            and (local is None or local.recorded is None)
+            and (local is None or local.content is None)
+        ):
+            return "registered"
+        if key in node.pending:
+            return "pending_" + node.pending[key].op
+        if key in node.cache:
+            return "cached"
+        return "unknown"
+
+    def base(self, node: Node, key: str) -> bytes | str | None:
+        if key in node.pending:
+            return node.pending[key].base
+        if key in node.cache:
+            return node.cache[key]
+        local = node.disk.get(key)
+        if key in node.registered and local is not None and local.synced is not None:
+            return local.synced
+        return "?"
+
+    def bucket_value(self, key: str) -> bytes | None:
+        found = self.bucket.get(key)
+        return None if found is None else found.value
+
+    # -- observations ----------------------------------------------------------------------
+
+    def read(self, node: Node, key: str) -> bytes | None:
+        kind = self.kind(node, key)
+        if kind == "local":
+            return node.disk[key].content
+        if kind == "pending_delete":
+            raise Missing(key)
+        if kind == "pending_put":
+            return node.pending[key].value
+        if kind == "registered":
+            return None
+        if kind == "cached":
+            return node.cache[key]
+        value = self.bucket_value(key)
+        if value is None:
+            node.cache.pop(key, None)
+            if key in node.registered:
+                return None
+            raise Missing(key)
+        node.cache[key] = value
+        return value
+
+    def contains(self, node: Node, key: str) -> bool:
+        kind = self.kind(node, key)
+        if kind in ("local", "pending_put", "registered", "cached"):
+            return True
+        if kind == "pending_delete":
+            return False
+        if key in node.registered:
+            return True
+        return key in self.bucket
+
+    def keys(self, node: Node) -> list[str]:
+        found = set(self.bucket) | node.registered
+        for key, pending in node.pending.items():
+            if pending.op == "put":
+                found.add(key)
+            else:
+                found.discard(key)
+        return sorted(found)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def _write(self, key: str, value: bytes) -> None:
+        self.bucket[key] = Obj(value, self.now)
+
+    def _after_put(self, node: Node, key: str, value: bytes, accepted: bool) -> None:
+        node.cache[key] = value
+        if key in node.registered:
+            local = node.disk.get(key)
+            if accepted and local is not None and local.changed:
+                local.synced = value  # written after the save was accepted: it stays
+            else:
+                self._mirror(node, key, LocalFile(value, value, value))
+
+    def _mirror(self, node: Node, key: str, local: LocalFile) -> None:
+        """A registered key's file follows its value, unless its place is taken."""
+        try:
+            self._check_clash(node, key)
+        except Clash:
+            node.registered.discard(key)
+            return
+        node.disk[key] = local
+
+    def save(self, node: Node, key: str, value: bytes) -> None:
+        if node.mode == "through":
+            self._write(key, value)
+            self._after_put(node, key, value, accepted=False)
+            return
+        node.pending[key] = Pending("put", value, self.now, self.base(node, key))
+        if key in node.registered:
+            self._mirror(node, key, LocalFile(value, value, None))
+
+    def delete(self, node: Node, key: str) -> None:
+        exists, base = self._presence(node, key)
+        if not exists:
+            raise Missing(key)
+        if node.mode == "through":
+            self.bucket.pop(key, None)
+        else:
+            node.pending[key] = Pending("delete", None, self.now, base)
+        node.cache.pop(key, None)
+        node.registered.discard(key)
+        node.disk.pop(key, None)
+
+    def _presence(self, node: Node, key: str) -> tuple[bool, bytes | str | None]:
+        kind = self.kind(node, key)
+        registered = key in node.registered
+        if kind in ("pending_put", "pending_delete"):
+            return kind == "pending_put" or registered, node.pending[key].base
+        if kind == "cached":
+            return True, node.cache[key]
+        value = self.bucket_value(key)
+        if value is None:
+            node.cache.pop(key, None)
+            return registered, None
+        return True, value
+
+    # -- local files ---------------------------------------------------------------------------
+
+    def get_file_path(self, node: Node, key: str) -> None:
+        self._check_clash(node, key)
+        kind = self.kind(node, key)
+        if kind == "registered":
+            return
+        if kind == "pending_put":
+            value = node.pending[key].value
+            node.disk[key] = LocalFile(value, value, None)
+            node.registered.add(key)
+            return
+        if kind == "pending_delete":
+            self._start_empty(node, key)
+            return
+        value = self.bucket_value(key)
+        if value is None:
+            if kind == "local":
+                return
+            self._start_empty(node, key)
+            return
+        local = node.disk.get(key)
+        if local is not None and local.recorded is not None and local.content is not None:
+            if local.synced == value:
+                node.registered.add(key)
+                return
+            if local.changed:
+                raise Conflict(key)
+        elif local is not None and local.content is not None and key in node.registered:
+            raise Conflict(key)
+        node.disk[key] = LocalFile(value, value, value)
+        node.registered.add(key)
+        if key in node.cache and node.cache[key] != value:
+            node.cache.pop(key)
+
+    def _start_empty(self, node: Node, key: str) -> None:
+        local = node.disk.get(key)
+        if local is not None and local.recorded is not None and not local.changed:
+            del node.disk[key]
+        node.registered.add(key)
+
+    def _check_clash(self, node: Node, key: str) -> None:
+        """`a` and `a/b` cannot both be local files: a key's path clashes with a file at
+        a parent's path, or with a folder another key needs (registered, or a file)."""
+        with_files = {other for other, local in node.disk.items() if local.content is not None}
+        for other in with_files | node.registered:
+            if other.startswith(key + "/"):
+                raise Clash(key)
+            if key.startswith(other + "/") and other in with_files:
+                raise Clash(key)
+
+    def write_file(self, node: Node, key: str, value: bytes) -> None:
+        local = node.disk.get(key)
+        if local is None:
+            node.disk[key] = LocalFile(value, None, None)
+        else:
+            local.content = value
+
+    def save_file(self, node: Node, key: str) -> None:
+        local = node.disk[key]
+        assert local.content is not None
+        self._write(key, local.content)
+        node.cache.pop(key, None)
+        node.disk[key] = LocalFile(local.content, local.content, local.content)
+        node.pending.pop(key, None)
+
+    # -- flushing ------------------------------------------------------------------------------
+
+    def flush(self, node: Node, observe: Callable[[str], bool] | None = None) -> None:
+        """Apply the node's pending work and sync its changed files. `observe(key)` tells
+        (when not strict) whether the store dropped the key's pending work."""
+        for key, pending in sorted(node.pending.items(), key=lambda item: item[1].accepted_at):
+            self._apply(node, key, pending, observe)
+        node.pending.clear()
+        for key in sorted(node.registered):
+            local = node.disk.get(key)
+            if local is None or not local.changed:
+                continue
+            if self.bucket_value(key) == local.synced and (
+                local.synced is not None or key not in self.bucket
+            ):
+                assert local.content is not None
+                self._write(key, local.content)
+                node.cache.pop(key, None)
+                node.disk[key] = LocalFile(local.content, local.content, local.content)
+            else:
+                node.conflicts += 1
+
+    def _apply(
+        self, node: Node, key: str, pending: Pending, observe: Callable[[str], bool] | None
+    ) -> None:
+        current = self.bucket.get(key)
+        matches = (current is None and pending.base is None) or (
+            current is not None and current.value == pending.base
+        )
+        if not matches and current is not None:
+            if self.strict or observe is None:
+                newer = current.written_at > pending.accepted_at
+            else:
+                # Within the server's clock resolution either outcome is right; the store
+                # says which it took, and the bucket is checked against that at the end.
+                newer = observe(key)
+            if newer:
+                node.dropped += 1
+                node.cache.pop(key, None)
+                return
+        if pending.op == "put":
+            assert pending.value is not None
+            self._write(key, pending.value)
+            self._after_put(node, key, pending.value, accepted=True)
+        else:
+            self.bucket.pop(key, None)
+            node.cache.pop(key, None)
+
+    def clear(self, node: Node) -> None:
+        self.flush(node)
+        node.cache.clear()
+
+    def close(self, node: Node) -> None:
+        self.flush(node)
+        node.registered.clear()
+
+    def crash(self, node: Node) -> None:
+        node.registered.clear()
