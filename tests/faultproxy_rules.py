@@ -74,12 +74,14 @@ class Fault:
 
     @classmethod
     def cut_response(cls, nbytes: int) -> Fault:
-        """Forward the status, headers and `nbytes` body bytes (as on the wire), then close."""
+        """Forward the status, headers and `nbytes` body bytes (as on the wire, chunk sizes
+        included), then close; a body of at most `nbytes` bytes passes whole."""
         return cls(FaultKind.CUT_RESPONSE, nbytes=nbytes)
 
     @classmethod
     def cut_upload(cls, nbytes: int) -> Fault:
-        """Forward the head and `nbytes` request body bytes upstream, then close both sides."""
+        """Forward the head and `nbytes` request body bytes upstream, then close both sides
+        (the client with an RST); a body of at most `nbytes` bytes passes whole."""
         return cls(FaultKind.CUT_UPLOAD, nbytes=nbytes)
 
     @classmethod

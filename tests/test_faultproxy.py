@@ -397,13 +397,13 @@ def test_multipart_upload_with_only_part_two_cut(
     ]
 
 
-def proxy_sockets(port: int) -> list[object]:
-    """This process's TCP sockets on the proxy's port (either end)."""
-    return [
-        conn
+def sockets_on(port: int) -> set[tuple[object, object]]:
+    """This process's open TCP sockets with `port` at either end, as (local, remote)."""
+    return {
+        (conn.laddr, conn.raddr)
         for conn in psutil.Process().net_connections(kind="tcp")
-        if (conn.laddr and conn.laddr.port == port) or (conn.raddr and conn.raddr.port == port)
-    ]
+        if port in (conn.laddr.port, getattr(conn.raddr, "port", None))
+    }
 
 
 @seaweedfs
@@ -411,6 +411,7 @@ def test_stop_closes_held_connections_and_leaves_no_thread_or_socket(
     seaweed: SeaweedServer,
 ) -> None:
     assert seaweed.port is not None
+    fds, upstream_sockets = psutil.Process().num_fds(), sockets_on(seaweed.port)
     proxy = FaultProxy("127.0.0.1", seaweed.port).start()
     proxy.add_rule(Fault.blackhole(), path="^/held$")
     proxy.add_rule(Fault.delay_response(60), path="^/late$")
@@ -432,7 +433,9 @@ def test_stop_closes_held_connections_and_leaves_no_thread_or_socket(
         for sock in held:
             sock.close()
     assert not [t for t in threading.enumerate() if t.name == "faultproxy"]
-    assert proxy_sockets(proxy.port) == []
+    assert sockets_on(proxy.port) == set()
+    assert sockets_on(seaweed.port) <= upstream_sockets  # the held upstream one is closed
+    assert psutil.Process().num_fds() <= fds  # the loop's selector and self-pipe too
     proxy.stop()  # a second stop is harmless
 
 
@@ -461,7 +464,19 @@ class _Upstream(BaseHTTPRequestHandler):
             self.wfile.write(b"until close")
             self.close_connection = True
 
+    def handle_expect_100(self) -> bool:
+        if self.path == "/early":  # answer before the body, as a server refusing it would
+            return True
+        return super().handle_expect_100()
+
     def do_PUT(self) -> None:
+        if self.path == "/early":
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            return
         size = 0
         while (chunk := int(self.rfile.readline().split(b";")[0], 16)) > 0:
             size += len(self.rfile.read(chunk + 2)) - 2
@@ -508,6 +523,20 @@ def test_chunked_and_until_close_bodies_pass_on_one_connection(stdlib_proxy: Fau
         (1, 2, 200),
         (1, 3, 200),
     ]
+    stdlib_proxy.wait_for(lambda proxy: proxy.stats.active == 0)
+
+
+def test_an_answer_before_100_continue_does_not_wait_for_the_body(
+    stdlib_proxy: FaultProxy,
+) -> None:
+    with socket.create_connection(("127.0.0.1", stdlib_proxy.port), timeout=5) as sock:
+        sock.sendall(b"PUT /early HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n")
+        sock.sendall(b"Content-Length: 10\r\n\r\n")  # and the body is never sent
+        received = b""
+        while data := sock.recv(4096):  # the proxy ends its side after the answer
+            received += data
+    assert received.startswith(b"HTTP/1.1 403 ")
+    assert stdlib_proxy.requests[0].interim == ()
     stdlib_proxy.wait_for(lambda proxy: proxy.stats.active == 0)
 
 
