@@ -212,7 +212,9 @@ def get(
                     store.download_file(name, target, progress)
                 except ObjectStoreError:
                     raise
-                except OSError as exc:
+                except OSError as exc:  # name the user's path, not a temporary file
+                    if ctx.obj.debug:
+                        raise
                     fail(f"cannot write {output}: {exc.strerror or exc}")
                 return
             with tempfile.TemporaryDirectory() as folder:
@@ -251,7 +253,7 @@ def put(
             )
         source = "-"
     if source != "-" and not Path(source).is_file():
-        fail(f"no such file: {source}")
+        fail(f"{source} is not a file" if Path(source).exists() else f"no such file: {source}")
     refused: list[ObjectStoreError] = []
     with _store(ctx, on_error=refused.append) as store:
         if source != "-":
@@ -295,10 +297,11 @@ def remove(
         for name in names:
             try:
                 store.delete(name)
-            except KeyNotFoundError:
+            except ObjectStoreError as exc:  # say it, and go on with the other keys
                 if ctx.obj.debug:
                     raise
-                error(f"no such key '{name}' (see `objectstore-s3 ls`)")
+                missing = isinstance(exc, KeyNotFoundError)
+                error(f"no such key '{name}' (see `objectstore-s3 ls`)" if missing else str(exc))
                 failed = True
     if failed:
         raise typer.Exit(FAILED)
