@@ -196,7 +196,7 @@ def reported(debug: bool) -> Iterator[None]:
     try:
         yield
     except (ObjectStoreError, OSError) as exc:
-        if debug:
+        if debug or isinstance(exc, BrokenPipeError):  # `| head`: run() ends quietly
             raise
         if isinstance(exc, KeyNotFoundError):
             fail(f"no such key '{exc.key}' (see `objectstore-s3 ls`)")
@@ -247,7 +247,7 @@ def _is(exc: BaseException, name: str) -> bool:
 
 def _usage_message(exc: Any) -> str:
     text = _one_line(str(exc.format_message())).rstrip(".")
-    text = text.replace(" Did you mean", "; did you mean").replace(". ", "; ")
+    text = text.replace(" Did you mean", "; did you mean")
     command = exc.ctx.command_path if getattr(exc, "ctx", None) else "objectstore-s3"
     return f"{text[:1].lower()}{text[1:]} (see `{command} --help`)"
 

@@ -160,6 +160,11 @@ def test_server_status_shows_pid_port_and_data_folder(user: User) -> None:
     text = user.run("server", "status").stdout.decode()
     for shown in (f"pid:     {status['pid']}", f"port:    {status['port']}", str(user.server_dir)):
         assert shown in text
+    stopped = json.loads(user.run("server", "stop", "--json").stdout)
+    assert stopped["stopped"] is True
+    assert stopped["pid"] == status["pid"]
+    assert stopped["seconds"] <= 3
+    assert json.loads(user.run("server", "stop", "--json").stdout)["stopped"] is False
 
 
 @pytest.mark.seaweedfs
