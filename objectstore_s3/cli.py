@@ -2,57 +2,77 @@
 
 Configured by the same settings as the library (OBJECTSTORE_* variables, `.env`), with
 flags for the common ones. Exit codes: 0 ok, 1 the operation failed (missing key, refused
-by quota, permission, unreachable), 2 usage or settings error. Errors are one line on
-stderr; `--debug` shows the traceback.
+by quota, permission, unreachable), 2 usage error (including invalid keys and settings).
+Every error is one line on stderr, written for a command-line user; `--debug` shows the
+traceback. Help is plain text with examples; `terminal` renders help and errors.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from .errors import ObjectStoreError
-from .server import local_server_status, start_local_server, stop_local_server
+from . import __version__
+from .cli_server import server_app
+from .errors import KeyNotFoundError, ObjectStoreError
+from .server import ServerState, start_local_server
 from .settings import ObjectStoreSettings
 from .store import ObjectStat, ObjectStore
+from .terminal import (
+    FAILED,
+    USAGE,
+    Command,
+    Group,
+    JsonFlag,
+    error,
+    examples,
+    fail,
+    install_log_lines,
+    listing_prefix,
+    log_lines,
+    normalized_key,
+    note,
+    progress_bar,
+    reported,
+    settings_from,
+)
+from .terminal import run as run_cli
 
 __all__ = ["app", "main"]
 
-PROGRESS_THRESHOLD = 4 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 app = typer.Typer(
+    cls=Group,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="QuantConnect-style Object Store on an S3 bucket.",
+    epilog=examples(
+        "objectstore-s3 demo",
+        "objectstore-s3 put 123/model model.bin",
+        "objectstore-s3 --org my-org ls 123/ --long",
+        "OBJECTSTORE_ENDPOINT_URL=http://127.0.0.1:9000 objectstore-s3 du",
+    ),
 )
-server_app = typer.Typer(no_args_is_help=True, help="The embedded local S3 server (SeaweedFS).")
-app.add_typer(server_app, name="server")
-stderr = Console(stderr=True, highlight=False)
+app.add_typer(server_app, name="server", short_help="The embedded S3 server (endpoint_url=local).")
 stdout = Console(highlight=False)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+KeyArgument = Annotated[str, typer.Argument(metavar="KEY", help="The key, e.g. 123/model.")]
 
 
 @dataclass(frozen=True)
@@ -61,16 +81,31 @@ class Options:
     debug: bool
 
 
+def _version(value: bool) -> None:
+    if value:
+        print(f"objectstore-s3 {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     ctx: typer.Context,
-    org: Annotated[str | None, typer.Option("--org", help="Organization id.")] = None,
-    bucket: Annotated[str | None, typer.Option("--bucket", help="Bucket name.")] = None,
-    endpoint_url: Annotated[
-        str | None, typer.Option("--endpoint-url", help="'local', 'aws' or a URL.")
+    org: Annotated[str | None, typer.Option("--org", metavar="ID", help="Organization id.")] = None,
+    bucket: Annotated[
+        str | None, typer.Option("--bucket", metavar="NAME", help="Bucket name.")
     ] = None,
-    prefix: Annotated[str | None, typer.Option("--prefix", help="Bucket prefix.")] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", metavar="URL", help="'local', 'aws' or an http(s) URL."),
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", metavar="PREFIX", help="Bucket prefix.")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
 ) -> None:
     values = {
         "organization_id": org,
@@ -79,62 +114,27 @@ def _options(
         "prefix": prefix,
     }
     ctx.obj = Options({name: value for name, value in values.items() if value is not None}, debug)
-
-
-def _error(message: str) -> None:
-    """One line on stderr, whatever the terminal width."""
-    typer.echo("error: " + " ".join(message.split()), err=True)
+    install_log_lines()
 
 
 def _settings(ctx: typer.Context) -> ObjectStoreSettings:
-    options: Options = ctx.obj
-    try:
-        return ObjectStoreSettings(**options.overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
-        _error(f"invalid settings: {problems}")
-        raise typer.Exit(2) from exc
+    return settings_from(ctx.obj.overrides)
+
+
+def _ensure_server(ctx: typer.Context, settings: ObjectStoreSettings) -> ServerState | None:
+    """Start the embedded server first (endpoint_url=local), saying so if this starts it."""
+    if settings.endpoint_url != "local":
+        return None
+    with reported(ctx.obj.debug):
+        return start_local_server(settings, report=note)
 
 
 @contextmanager
-def _reported(ctx: typer.Context) -> Iterator[None]:
-    """Turn the store's errors into one line on stderr and exit code 1."""
-    try:
-        yield
-    except (ObjectStoreError, OSError) as exc:
-        if ctx.obj.debug:
-            raise
-        _error(str(exc))
-        raise typer.Exit(1) from exc
-
-
-@contextmanager
-def _store(ctx: typer.Context) -> Iterator[ObjectStore]:
+def _store(ctx: typer.Context, **options: Any) -> Iterator[ObjectStore]:
     settings = _settings(ctx)
-    with _reported(ctx), ObjectStore(settings) as store:
+    _ensure_server(ctx, settings)
+    with reported(ctx.obj.debug), ObjectStore(settings, **options) as store:
         yield store
-
-
-@contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr for transfers over a few MB, when stderr is a terminal."""
-    if total < PROGRESS_THRESHOLD or not stderr.is_terminal:
-        yield None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda done: progress.advance(task, done)
 
 
 def _stat_json(stat: ObjectStat) -> dict[str, Any]:
@@ -150,16 +150,25 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "(pending)"
 
 
-@app.command("ls")
+@app.command(
+    "ls",
+    cls=Command,
+    epilog=examples(
+        "objectstore-s3 ls", "objectstore-s3 ls 123/ --long", "objectstore-s3 ls --json"
+    ),
+)
 def list_keys(
     ctx: typer.Context,
-    prefix: Annotated[str, typer.Argument(help="Only keys starting with this.")] = "",
+    prefix: Annotated[
+        str, typer.Argument(metavar="PREFIX", help="Only keys starting with this.")
+    ] = "",
     long: Annotated[bool, typer.Option("--long", "-l", help="Size, time and ETag.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List keys."""
+    start = listing_prefix(prefix, ctx.obj.debug)
     with _store(ctx) as store:
-        stats = store.list_objects(prefix)
+        stats = store.list_objects(start)
     if as_json:
         print(json.dumps([_stat_json(stat) for stat in stats]))
         return
@@ -171,76 +180,143 @@ def list_keys(
             print(stat.key)
 
 
-@app.command("get")
+@app.command(
+    "get",
+    cls=Command,
+    epilog=examples(
+        "objectstore-s3 get 123/config.json",
+        "objectstore-s3 get 123/model -o model.bin",
+        "objectstore-s3 get 123/prices.csv | head",
+    ),
+)
 def get(
     ctx: typer.Context,
-    key: str,
+    key: KeyArgument,
     output: Annotated[
-        str, typer.Option("--output", "-o", help="File to write, or - for stdout.")
+        str,
+        typer.Option("--output", "-o", metavar="FILE", help="File to write; - is stdout."),
     ] = "-",
 ) -> None:
-    """Write a key's value to a file or stdout."""
+    """Write a key's value to stdout or to a file."""
+    name = normalized_key(key, ctx.obj.debug)
+    target = Path(output)
+    if output != "-" and target.is_dir():
+        fail(f"cannot write {output}: it is a folder; name the file, e.g. -o {output}/value")
+    if output != "-" and not target.parent.is_dir():
+        fail(f"cannot write {output}: there is no folder {target.parent}")
     with _store(ctx) as store:
-        size = store.stat(key).size
-        with _progress(f"get {key}", size) as progress:
+        size = store.stat(name).size
+        with progress_bar(f"get {name}", size) as progress:
             if output != "-":
-                store.download_file(key, output, progress)
+                try:
+                    store.download_file(name, target, progress)
+                except ObjectStoreError:
+                    raise
+                except OSError as exc:  # name the user's path, not a temporary file
+                    if ctx.obj.debug:
+                        raise
+                    fail(f"cannot write {output}: {exc.strerror or exc}")
                 return
             with tempfile.TemporaryDirectory() as folder:
                 temporary = Path(folder) / "value"
-                store.download_file(key, temporary, progress)
+                store.download_file(name, temporary, progress)
                 with temporary.open("rb") as handle:
                     shutil.copyfileobj(handle, sys.stdout.buffer, _CHUNK)
                 sys.stdout.buffer.flush()
 
 
-@app.command("put")
+@app.command(
+    "put",
+    cls=Command,
+    epilog=examples(
+        "objectstore-s3 put 123/model model.bin",
+        "echo '{\"One\": 1}' | objectstore-s3 put 123/config.json -",
+        "objectstore-s3 put 123/notes -      (type the value, end with Ctrl-D)",
+    ),
+)
 def put(
     ctx: typer.Context,
-    key: str,
-    source: Annotated[str, typer.Argument(help="File to upload, or - for stdin.")] = "-",
+    key: KeyArgument,
+    source: Annotated[
+        str | None,
+        typer.Argument(metavar="FILE", help="File to upload; - reads stdin (piped or typed)."),
+    ] = None,
 ) -> None:
-    """Save a file's (or stdin's) content under a key."""
-    with (
-        _store(ctx) as store,
-        tempfile.TemporaryDirectory() if source == "-" else nullcontext() as folder,
-    ):
-        if folder is not None:
+    """Save a file's content (or stdin's) under a key."""
+    name = normalized_key(key, ctx.obj.debug)
+    if source is None:
+        if sys.stdin.isatty():
+            fail(
+                "put needs a FILE to upload, or - to read the value from stdin "
+                "(e.g. objectstore-s3 put KEY model.bin, or: ... | objectstore-s3 put KEY -)",
+                USAGE,
+            )
+        source = "-"
+    if source != "-" and not Path(source).is_file():
+        fail(f"{source} is not a file" if Path(source).exists() else f"no such file: {source}")
+    refused: list[ObjectStoreError] = []
+    with _store(ctx, on_error=refused.append) as store:
+        if source != "-":
+            _upload(store, name, Path(source), refused)
+            return
+        with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "value"
             with path.open("wb") as handle:
-                shutil.copyfileobj(sys.stdin.buffer, handle, _CHUNK)
-        else:
-            path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"{source} is not a file")
-        with _progress(f"put {key}", path.stat().st_size) as progress:
-            if not store.upload_file(key, path, progress):
-                stderr.print(f"error: '{key}' was not saved (quota); see the message above")
-                raise typer.Exit(1)
+                if sys.stdin.isatty():
+                    note(f"reading the value of '{name}' from the terminal; end it with Ctrl-D")
+                    # Unbuffered: one Ctrl-D ends it (a buffered read would wait for two).
+                    while chunk := os.read(sys.stdin.fileno(), _CHUNK):
+                        handle.write(chunk)
+                else:
+                    shutil.copyfileobj(sys.stdin.buffer, handle, _CHUNK)
+            _upload(store, name, path, refused)
 
 
-@app.command("rm")
-def remove(ctx: typer.Context, keys: Annotated[list[str], typer.Argument()]) -> None:
+def _upload(store: ObjectStore, key: str, path: Path, refused: list[ObjectStoreError]) -> None:
+    errors_before = log_lines.errors
+    with progress_bar(f"put {key}", path.stat().st_size) as progress:
+        if not store.upload_file(key, path, progress):
+            if log_lines.errors == errors_before:  # the store did not log the reason
+                error(str(refused[-1]) if refused else f"'{key}' was not saved")
+            raise typer.Exit(FAILED)
+
+
+@app.command(
+    "rm",
+    cls=Command,
+    epilog=examples("objectstore-s3 rm 123/old-model", "objectstore-s3 rm 123/a 123/b"),
+)
+def remove(
+    ctx: typer.Context,
+    keys: Annotated[list[str], typer.Argument(metavar="KEY", help="Keys to delete.")],
+) -> None:
     """Delete keys."""
+    names = [normalized_key(key, ctx.obj.debug) for key in keys]
     failed = False
     with _store(ctx) as store:
-        for key in keys:
+        for name in names:
             try:
-                store.delete(key)
-            except ObjectStoreError as exc:
+                store.delete(name)
+            except ObjectStoreError as exc:  # say it, and go on with the other keys
                 if ctx.obj.debug:
                     raise
-                _error(str(exc))
+                missing = isinstance(exc, KeyNotFoundError)
+                error(f"no such key '{name}' (see `objectstore-s3 ls`)" if missing else str(exc))
                 failed = True
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
-@app.command("stat")
-def stat(ctx: typer.Context, key: str, as_json: JsonFlag = False) -> None:
+@app.command(
+    "stat",
+    cls=Command,
+    epilog=examples("objectstore-s3 stat 123/model", "objectstore-s3 stat 123/model --json"),
+)
+def stat(ctx: typer.Context, key: KeyArgument, as_json: JsonFlag = False) -> None:
     """Size, last modified time and ETag of a key."""
+    name = normalized_key(key, ctx.obj.debug)
     with _store(ctx) as store:
-        info = store.stat(key)
+        info = store.stat(name)
     if as_json:
         print(json.dumps(_stat_json(info)))
         return
@@ -256,7 +332,11 @@ def _bar(used: int, limit: int, width: int = 30) -> str:
     return "█" * filled + "░" * (width - filled) + f" {share:6.1%}"
 
 
-@app.command("du")
+@app.command(
+    "du",
+    cls=Command,
+    epilog=examples("objectstore-s3 du", "objectstore-s3 du --reconcile --json"),
+)
 def disk_usage(
     ctx: typer.Context,
     reconcile: Annotated[
@@ -278,62 +358,27 @@ def disk_usage(
     )
 
 
-@server_app.command("start")
-def server_start(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Start the embedded server (or report the one already running)."""
-    settings = _settings(ctx)
-    with _reported(ctx):
-        state = start_local_server(settings)
-    if as_json:
-        print(json.dumps({"url": state.url, "pid": state.pid, "data_dir": state.data_dir}))
-    else:
-        print(f"running at {state.url} (pid {state.pid}, data in {state.data_dir})")
-
-
-@server_app.command("stop")
-def server_stop(ctx: typer.Context) -> None:
-    """Stop the embedded server by its PID (SIGTERM, then SIGKILL after a timeout)."""
-    settings = _settings(ctx)
-    with _reported(ctx):
-        stopped = stop_local_server(settings)
-    print("stopped" if stopped else "not running")
-
-
-@server_app.command("status")
-def server_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Whether the embedded server runs, and where."""
-    settings = _settings(ctx)
-    state = local_server_status(settings)
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "running": state is not None,
-                    "url": state.url if state else None,
-                    "pid": state.pid if state else None,
-                }
-            )
-        )
-    elif state is None:
-        print("not running")
-    else:
-        print(f"running at {state.url} (pid {state.pid}, data in {state.data_dir})")
-
-
-@app.command("demo")
+@app.command(
+    "demo",
+    cls=Command,
+    short_help="Walk the documentation, checking each step.",
+    epilog=examples("objectstore-s3 demo", "objectstore-s3 demo --keep"),
+)
 def demo(
     ctx: typer.Context,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the keys the demo makes.")] = False,
 ) -> None:
-    """Walk the Object Store documentation end to end, checking every step."""
+    """Walk the Object Store documentation end to end, checking every step; plot a chart."""
     from .demo import run
 
     settings = _settings(ctx)
-    with _reported(ctx):
+    _ensure_server(ctx, settings)
+    with reported(ctx.obj.debug):
         ok = run(settings, keep=keep, console=stdout)
     if not ok:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The console script: usage errors as one line with exit code 2."""
+    sys.exit(run_cli(typer.main.get_command(app), argv))

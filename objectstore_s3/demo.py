@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from .codecs import Compression
-from .server import start_local_server
+from .server import local_server_status
 from .settings import ObjectStoreSettings
 from .store import ObjectStore
 
@@ -55,9 +55,9 @@ class Step:
 class Demo:
     """The demo's state: two nodes, the keys it made, and the steps' outcomes."""
 
-    def __init__(self, settings: ObjectStoreSettings, output: Path, scratch: Path) -> None:
+    def __init__(self, settings: ObjectStoreSettings, chart: Path, scratch: Path) -> None:
         self.settings = settings
-        self.output = output
+        self.chart = chart
         self.scratch = scratch
         self.backtest = ObjectStore(settings)
         self.research = ObjectStore(_second_node(settings, scratch / "research"))
@@ -233,10 +233,6 @@ class Demo:
             return f"SMA(22) over {content.count(chr(10))} minutes saved as text"
 
         def research() -> str:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
             import pandas as pd
 
             content = self.research.Read(content_key)
@@ -248,18 +244,9 @@ class Demo:
                     data[csv[0]] = float(csv[1])
             series = pd.Series(data, index=data.keys())
             series.index = pd.to_datetime(series.index)
-            figure, axes = plt.subplots(figsize=(9, 4))
             times = [moment.to_pydatetime() for moment in series.index]
-            axes.plot(times, [float(value) for value in series])  # type: ignore[arg-type]
-            axes.set_title("SMA")
-            axes.set_xlabel("Time")
-            axes.set_ylabel("SMA")
-            figure.autofmt_xdate()
-            self.output.mkdir(parents=True, exist_ok=True)
-            png = self.output / "sma.png"
-            figure.savefig(png, dpi=100)
-            plt.close(figure)
-            return f"{len(series)} points plotted: {png}"
+            _plot(times, [float(value) for value in series], self.chart)
+            return f"{len(series)} points plotted; the chart's path is below the table"
 
         self.step("Backtest saves SMA values", backtest)
         self.step("Research reads and plots them", research)
@@ -331,24 +318,41 @@ class Demo:
 
 def _second_node(settings: ObjectStoreSettings, folder: Path) -> ObjectStoreSettings:
     """Settings of another machine on the same store: a cache and local folder of its own
-    (fresh for every run, as a new machine would be)."""
+    (fresh for every run, as a new machine would be). With endpoint_url=local it shares
+    the one embedded server, which does not depend on either folder."""
     update: dict[str, Any] = {"cache_dir": folder / "cache", "local_root": folder / "local"}
-    if settings.endpoint_url == "local":
-        # Same embedded server (it is found through local_root, which differs here).
-        state = start_local_server(settings)
-        update["endpoint_url"] = state.url
-        if settings.access_key_id is None:
-            update["access_key_id"] = state.access_key_id
-            update["secret_access_key"] = SecretStr(state.secret_access_key)
     return settings.model_copy(update=update)
+
+
+def _plot(times: list[datetime], values: list[float], png: Path) -> None:
+    """The research node's chart: the series named, hour ticks, no empty margins."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(9, 4), layout="constrained")
+    axes.plot(times, values, linewidth=1.4)  # type: ignore[arg-type]
+    axes.set_title(f"SMA(22) of SPY, minute bars, {times[0]:%Y-%m-%d} (simulated backtest)")
+    axes.set_xlabel("Time (exchange hours)")
+    axes.set_ylabel("SMA(22), USD")
+    axes.xaxis.set_major_locator(mdates.HourLocator())  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
+    axes.margins(x=0)
+    axes.grid(alpha=0.3)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=100)
+    plt.close(figure)
 
 
 def run(settings: ObjectStoreSettings, *, keep: bool, console: Console) -> bool:
     """Run every step; print the table; True if all passed."""
     started = time.monotonic()
-    output = settings.local_root / ".demo"
+    chart = settings.local_root / ".demo" / "sma.png"
+    chart.unlink(missing_ok=True)  # so that a chart shown below is this run's
     scratch = tempfile.TemporaryDirectory(prefix="objectstore-demo-")
-    demo = Demo(settings, output, Path(scratch.name))
+    demo = Demo(settings, chart, Path(scratch.name))
     try:
         demo.data_types()
         demo.keys_and_iteration()
@@ -377,4 +381,14 @@ def run(settings: ObjectStoreSettings, *, keep: bool, console: Console) -> bool:
     console.print(table)
     passed = sum(step.ok for step in demo.steps)
     console.print(f"{passed}/{len(demo.steps)} steps passed in {time.monotonic() - started:.1f}s")
+    # Paths on lines of their own, never wrapped, so that they can be copied.
+    if chart.exists():
+        console.print(f"chart: {escape(str(chart))}", soft_wrap=True)
+    state = local_server_status(settings) if settings.endpoint_url == "local" else None
+    if state is not None:
+        console.print(
+            f"The embedded S3 server keeps running (pid {state.pid}, {state.url}, data in "
+            f"{escape(str(settings.server_dir))}); `objectstore-s3 server stop` stops it.",
+            soft_wrap=True,
+        )
     return passed == len(demo.steps)

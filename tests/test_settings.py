@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,56 @@ def test_secret_hidden_from_validation_errors() -> None:
     with pytest.raises(ValidationError) as caught:
         ObjectStoreSettings(secret_access_key=SECRET, bucket="BAD")
     assert SECRET not in str(caught.value)
+
+
+# -- path settings (issue 13: copying .env.example to .env must work) ---------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_path_settings_expand_home_and_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DATA", str(tmp_path / "data"))
+    settings = ObjectStoreSettings(
+        cache_dir="~/cache", local_root="$DATA/local", server_dir="${DATA}/server"
+    )
+    assert settings.cache_dir == tmp_path / "home" / "cache"
+    assert settings.local_root == tmp_path / "data" / "local"
+    assert settings.server_dir == tmp_path / "data" / "server"
+
+
+def test_relative_path_settings_become_absolute() -> None:
+    settings = ObjectStoreSettings(local_root="here")
+    assert settings.local_root == Path.cwd() / "here"
+
+
+def test_unset_variable_in_a_path_names_it_and_the_field() -> None:
+    with pytest.raises(ValidationError, match="NOT_SET_FOR_THIS_TEST is not set") as caught:
+        ObjectStoreSettings(cache_dir="$NOT_SET_FOR_THIS_TEST/cache")
+    assert "cache_dir" in str(caught.value)
+
+
+def test_env_example_copied_to_dotenv_expands_its_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    shutil.copy(ROOT / ".env.example", ".env")  # the working directory is fresh (conftest)
+    settings = ObjectStoreSettings()
+    assert settings.cache_dir == home / ".cache" / "objectstore-s3"
+    assert settings.local_root == home / ".local" / "share" / "objectstore-s3"
+    assert settings.server_dir == home / ".local" / "share" / "objectstore-s3" / ".server"
+    assert settings.endpoint_url == "local"
+    assert settings.access_key_id is None
+
+
+def test_server_dir_is_the_users_whatever_the_local_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    node_a = ObjectStoreSettings(local_root=tmp_path / "a", cache_dir=tmp_path / "ca")
+    node_b = ObjectStoreSettings(local_root=tmp_path / "b", cache_dir=tmp_path / "cb")
+    expected = tmp_path / "home" / ".local" / "share" / "objectstore-s3" / ".server"
+    assert node_a.server_dir == node_b.server_dir == expected
