@@ -76,8 +76,9 @@ class ObjectStore:
         s = self.settings
         self._space = KeySpace(s.prefix, s.organization_id)
         self._injected = backend
+        where = s.endpoint_url if s.endpoint_url != "local" else f"local:{s.server_dir}"
         namespace = namespace_of(
-            "memory" if backend is not None else s.endpoint_url,
+            "memory" if backend is not None else where,
             s.bucket,
             s.prefix,
             s.organization_id,
