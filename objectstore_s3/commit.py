@@ -26,8 +26,8 @@ from .errors import (
     PreconditionFailedError,
     StorageUnavailableError,
 )
-from .journal import Base
 from .quota import Quota
+from .segments import Base
 
 __all__ = ["Committer", "Superseded"]
 

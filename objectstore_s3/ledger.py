@@ -17,11 +17,22 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Delta", "Lease", "Ledger", "LedgerDamagedError", "Rebase", "grant_headroom"]
+__all__ = [
+    "Account",
+    "Delta",
+    "Lease",
+    "Ledger",
+    "LedgerDamagedError",
+    "Rebase",
+    "grant_headroom",
+]
+
+log = logging.getLogger("objectstore_s3")
 
 LEASE_SECONDS = 60.0
 HOLD_SECONDS = 3600.0
@@ -183,6 +194,63 @@ class Delta:
         if self.seen < rebase.generation and self.applied_by < rebase.started:
             return 0, 0, False
         return self.up_files, self.up_bytes, True
+
+
+@dataclass
+class Account:
+    """One store's side of the quota: what its lease allows, what is in flight or held
+    for journaled saves, and the changes it has not settled. Replaced whole (a copy from
+    `settled_into`) only when a ledger update succeeded."""
+
+    allowance_bytes: int = 0
+    allowance_files: int = 0
+    held: dict[str, tuple[int, int]] = field(default_factory=dict)  # token -> (files, bytes)
+    flying_bytes: int = 0
+    flying_files: int = 0
+    deltas: list[Delta] = field(default_factory=list)
+    generation: int = 0
+    expires: float = 0.0  # server clock; 0: no lease yet; -1: give it back
+
+    def held_totals(self) -> tuple[int, int]:
+        return sum(b for _, b in self.held.values()), sum(f for f, _ in self.held.values())
+
+    def settled_into(self, ledger: Ledger, lease_id: str) -> Account:
+        """A copy of this account after settling its changes into `ledger`."""
+        account = replace(self, held=dict(self.held), deltas=[])
+        if account.expires > 0 and lease_id not in ledger.leases:
+            # The lease was reclaimed (the store was idle past it): its allowance is gone;
+            # what it held for journaled saves was kept as a hold, which it takes back.
+            log.warning("Object Store quota lease expired; continuing with a new one")
+            account.allowance_bytes = account.allowance_files = 0
+            ledger.holds.pop(lease_id, None)
+        rebase = Rebase(ledger.generation, ledger.rebased_at)
+        for delta in self.deltas:
+            # No clamping at zero: stores settle in any order, so the committed figures
+            # may dip below zero for a while (one store's delete settled before another
+            # store's create of the same object); only their sum with the leases matters.
+            files, size, over = delta.settle(rebase)
+            ledger.files += files
+            ledger.bytes += size
+            ledger.drift = ledger.drift or over
+        account.generation = ledger.generation
+        return account
+
+    def write_lease(self, ledger: Ledger, lease_id: str, now: float, grace: float) -> None:
+        """Put this account's lease in `ledger`, expiring LEASE_SECONDS from `now`."""
+        if self.expires < 0:
+            ledger.leases.pop(lease_id, None)
+            self.expires = 0.0
+            return
+        held_bytes, held_files = self.held_totals()
+        ledger.leases[lease_id] = Lease(
+            bytes=max(self.allowance_bytes, 0) + self.flying_bytes + held_bytes,
+            files=max(self.allowance_files, 0) + self.flying_files + held_files,
+            held_bytes=held_bytes,
+            held_files=held_files,
+            expires=now + LEASE_SECONDS,
+            grace=grace,
+        )
+        self.expires = now + LEASE_SECONDS
 
 
 def grant_headroom(free: int, live_others: int, cap: int) -> int:

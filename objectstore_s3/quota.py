@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from .backend import Backend
@@ -30,11 +30,10 @@ from .errors import (
 from .ledger import (
     LEASE_SECONDS,
     MB,
+    Account,
     Delta,
-    Lease,
     Ledger,
     LedgerDamagedError,
-    Rebase,
     grant_headroom,
 )
 
@@ -78,23 +77,6 @@ class Spend:
         self.files, self.bytes, self.done, self.ambiguous = files, size, True, True
 
 
-@dataclass
-class _State:
-    """This store's side of the quota; replaced whole when a ledger update succeeds."""
-
-    allowance_bytes: int = 0
-    allowance_files: int = 0
-    held: dict[str, tuple[int, int]] = field(default_factory=dict)  # token -> (files, bytes)
-    flying_bytes: int = 0
-    flying_files: int = 0
-    deltas: list[Delta] = field(default_factory=list)
-    generation: int = 0
-    expires: float = 0.0  # server clock; 0: no lease yet
-
-    def held_totals(self) -> tuple[int, int]:
-        return sum(b for _, b in self.held.values()), sum(f for f, _ in self.held.values())
-
-
 class Quota:
     """One store's view of its organization's quota."""
 
@@ -116,7 +98,7 @@ class Quota:
         self._grace = grace
         self._lease_id = uuid.uuid4().hex
         self._lock = threading.RLock()
-        self._state = _State()
+        self._state = Account()
 
     @property
     def lease_id(self) -> str:
@@ -258,7 +240,7 @@ class Quota:
     def _grow(self, key: str, files: int, size: int) -> None:
         """Settle and grow the lease so it covers (files, size) plus headroom, or refuse."""
 
-        def apply(ledger: Ledger, state: _State) -> None:
+        def apply(ledger: Ledger, state: Account) -> None:
             free_bytes, free_files = ledger.free(self.max_bytes, self.max_files, self._lease_id)
             # What this store has in flight and held is in use too.
             held_bytes, held_files = state.held_totals()
@@ -308,7 +290,7 @@ class Quota:
             if not state.deltas and not (release and state.expires):
                 return
 
-            def apply(ledger: Ledger, state: _State) -> None:
+            def apply(ledger: Ledger, state: Account) -> None:
                 if release and not state.held and not state.flying_files:
                     state.allowance_bytes = state.allowance_files = 0
                     state.expires = -1.0  # drop the lease from the ledger
@@ -330,7 +312,7 @@ class Quota:
         assert data is not None
         return Ledger.parse(data.body)
 
-    def _update(self, apply: Callable[[Ledger, _State], None], *, recount: bool = False) -> Ledger:
+    def _update(self, apply: Callable[[Ledger, Account], None], *, recount: bool = False) -> Ledger:
         """Read-modify-write the ledger with a conditional PUT, retrying lost races.
 
         `apply` changes a copy of the ledger and of this store's state; both take effect
@@ -345,9 +327,9 @@ class Quota:
             if recount or expired or quiet or damaged:
                 self._recount(ledger, low)
                 ledger.reclaim(expired, low)
-            state = self._draft(ledger)
+            state = self._state.settled_into(ledger, self._lease_id)
             apply(ledger, state)
-            self._write_lease(ledger, state, low)
+            state.write_lease(ledger, self._lease_id, low, self._grace)
             try:
                 if etag is None:
                     self._records.put(LEDGER, ledger.dump(), if_none_match="*")
@@ -362,43 +344,6 @@ class Quota:
             f"The usage ledger kept changing under {_MAX_CONFLICTS} attempts to update it "
             "(many writers at once); try again."
         )
-
-    def _draft(self, ledger: Ledger) -> _State:
-        """This store's state after settling its changes into `ledger` (a copy)."""
-        state = replace(self._state, held=dict(self._state.held), deltas=[])
-        if state.expires and self._lease_id not in ledger.leases:
-            # The lease was reclaimed (we were idle past it): its allowance is gone; what
-            # it held for journaled saves was kept as a hold, which we take back.
-            log.warning("Object Store quota lease expired; continuing with a new one")
-            state.allowance_bytes = state.allowance_files = 0
-            ledger.holds.pop(self._lease_id, None)
-        rebase = Rebase(ledger.generation, ledger.rebased_at)
-        for delta in self._state.deltas:
-            # No clamping at zero: stores settle in any order, so the committed figures
-            # may dip below zero for a while (one store's delete settled before another
-            # store's create of the same object); only their sum with the leases matters.
-            files, size, over = delta.settle(rebase)
-            ledger.files += files
-            ledger.bytes += size
-            ledger.drift = ledger.drift or over
-        state.generation = ledger.generation
-        return state
-
-    def _write_lease(self, ledger: Ledger, state: _State, low: float) -> None:
-        if state.expires < 0:
-            ledger.leases.pop(self._lease_id, None)
-            state.expires = 0.0
-            return
-        held_bytes, held_files = state.held_totals()
-        ledger.leases[self._lease_id] = Lease(
-            bytes=max(state.allowance_bytes, 0) + state.flying_bytes + held_bytes,
-            files=max(state.allowance_files, 0) + state.flying_files + held_files,
-            held_bytes=held_bytes,
-            held_files=held_files,
-            expires=low + LEASE_SECONDS,
-            grace=self._grace,
-        )
-        state.expires = low + LEASE_SECONDS
 
     def _recount(self, ledger: Ledger, low: float) -> None:
         """Set committed usage from a listing begun now (a new rebase generation)."""

@@ -1,38 +1,29 @@
-"""The boto3 transport: a `Backend` on any S3-compatible server. The only boto3 user.
+"""The boto3 transport: a `Backend` on any S3-compatible server (with s3client.py, its
+connection and retries, and s3errors.py, its one error table, the only boto3 users).
 
-Retries are ours, not botocore's (its own are switched off): reads are retried on any
-fault, including a body cut mid-way (nothing partial is returned); a conditional write
-whose answer was lost is never blindly re-sent as if nothing happened: if a later
-attempt gets 412, a HEAD tells whether the earlier attempt landed (its ETag is the MD5 of
-what was sent), and if that cannot be told the caller gets `OutcomeUnknownError`.
-Every botocore error becomes one of ours in `s3errors.translate`, the one table.
+Primitives map one-to-one onto S3 requests, preconditions included; large objects move
+in parts (transfer.py) with the part requests implemented here.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
-import random
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
 import botocore.exceptions as bce
-from botocore.config import Config
 
 from .backend import ObjectData, ObjectInfo, Progress, StaleUpload, content_etag
-from .clock import ServerClock, parse_http_date
 from .errors import (
     KeyNotFoundError,
     ObjectStoreError,
     OutcomeUnknownError,
     PreconditionFailedError,
 )
-from .s3errors import Failure, classify, translate, unknown_outcome
+from .s3client import APPLIED, S3Connection
+from .s3errors import Failure, classify
 from .transfer import download_parts, upload_parts
 
 if TYPE_CHECKING:
@@ -46,119 +37,6 @@ __all__ = ["S3Backend"]
 T = TypeVar("T")
 
 
-class _Connection:
-    """What every scope of one backend shares: the client, the pool, the clock."""
-
-    def __init__(self, settings: ObjectStoreSettings, endpoint: Endpoint) -> None:
-        url = endpoint.url
-        self.bucket = settings.bucket
-        self.endpoint = url or "AWS S3"
-        self.attempts = settings.max_attempts
-        self.chunk = settings.multipart_chunksize_bytes
-        self.threshold = settings.multipart_threshold_bytes
-        self.concurrency = settings.max_concurrency
-        config = Config(
-            region_name=settings.region,
-            # One attempt per call: the retries are ours (see the module docstring).
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=settings.connect_timeout_seconds,
-            read_timeout=settings.read_timeout_seconds,
-            max_pool_connections=max(16, settings.max_concurrency * 2),
-            # S3-compatible servers (SeaweedFS, MinIO) want path-style addressing.
-            s3={"addressing_style": "path" if url else "auto"},
-            signature_version="s3v4",
-            # Default CRC trailers are not understood by every S3-compatible server.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        key_id, secret = endpoint.access_key_id, endpoint.secret_access_key
-        if key_id is None and settings.access_key_id is not None:
-            key_id = settings.access_key_id
-            secret = (
-                settings.secret_access_key.get_secret_value()
-                if settings.secret_access_key
-                else None
-            )
-        self.client: S3Client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=url,
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-            config=config,
-        )
-        self.clock = ServerClock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
-
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, "objectstore-transfer")
-            return self._pool
-
-    def close(self) -> None:
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
-
-    def call(
-        self,
-        operation: str,
-        key: str,
-        request: Callable[[], T],
-        *,
-        written: str | None = None,
-        verify: Callable[[], bool] | None = None,
-    ) -> T:
-        """Run one request with bounded retries; every error leaves as one of ours.
-
-        `written` marks a conditional write and holds the ETag its object would get:
-        after an attempt that may have landed, a 412 is checked with `verify` (did the
-        earlier attempt land?), and a final failure is `OutcomeUnknownError`.
-        """
-        maybe_applied = False
-        for attempt in range(1, self.attempts + 1):
-            sent = time.monotonic()
-            try:
-                result = request()
-            except Exception as exc:
-                self._observe(getattr(exc, "response", None), sent)
-                failure = classify(exc)
-                if failure is Failure.NOT_FOUND and written is not None:
-                    # AWS and moto answer If-Match on a missing key with 404: the
-                    # precondition failed, which is how every backend reports it.
-                    failure = Failure.PRECONDITION
-                if failure is Failure.PRECONDITION and maybe_applied and written is not None:
-                    if verify is not None and verify():
-                        applied: T = _APPLIED
-                        return applied
-                    raise unknown_outcome(self, operation, key, attempt, written) from exc
-                if failure is Failure.PRECONDITION:
-                    raise PreconditionFailedError(
-                        f"{operation} of '{key}': the object is not as expected"
-                    ) from exc
-                maybe_applied = maybe_applied or (written is not None and failure.maybe_applied)
-                if failure.retryable and attempt < self.attempts:
-                    time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
-                    continue
-                if maybe_applied and written is not None and failure.retryable:
-                    raise unknown_outcome(self, operation, key, attempt, written) from exc
-                raise translate(self, exc, operation, key, attempt) from exc
-            self._observe(result, sent)
-            return result
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _observe(self, response: object, sent: float) -> None:
-        if isinstance(response, dict):
-            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-            self.clock.observe(parse_http_date(headers.get("date")), sent, time.monotonic())
-
-
-_APPLIED: Any = object()  # `call` result: an earlier attempt of a conditional write landed
-
-
 class S3Backend:
     """A `Backend` on one bucket of an S3 server, scoped to a key prefix."""
 
@@ -168,9 +46,9 @@ class S3Backend:
         endpoint: Endpoint,
         *,
         prefix: str = "",
-        connection: _Connection | None = None,
+        connection: S3Connection | None = None,
     ) -> None:
-        self._c = connection if connection is not None else _Connection(settings, endpoint)
+        self._c = connection if connection is not None else S3Connection(settings, endpoint)
         self._settings = settings
         self._endpoint = endpoint
         self.prefix = prefix
@@ -276,7 +154,7 @@ class S3Backend:
         return info is not None and info.etag == expected
 
     def _written(self, key: str, response: Any, size: int, expected: str | None) -> ObjectInfo:
-        if response is _APPLIED:
+        if response is APPLIED:
             info = self.head(key)
             if info is None or info.etag != expected:  # pragma: no cover - raced away
                 raise OutcomeUnknownError(f"The write of '{key}' may not have landed")

@@ -9,13 +9,9 @@ I/O; the backend may be injected (`ObjectStore(settings, backend=MemoryBackend()
 from __future__ import annotations
 
 import atexit
-import concurrent.futures.thread  # noqa: F401  (its exit hook must be registered before ours)
-import contextlib
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -23,25 +19,19 @@ from typing import Any, TypeVar
 
 from . import codecs
 from .backend import Backend
-from .cache import NodeCache, namespace_of
-from .capability import probe
-from .commit import Committer
 from .errors import (
     KeyNotFoundError,
     ObjectDecodeError,
     ObjectStoreError,
-    ServerCapabilityError,
     StorageLimitExceededError,
     StoragePermissionError,
 )
-from .journal import Journal
+from .flusher import Flusher
 from .keys import KeySpace, normalize_key
 from .lean import PERMISSION_MESSAGES, Generic_, KeyValuePair, ObjectStat, StorageUsage
-from .localfiles import LocalFiles
-from .quota import Quota
+from .parts import Parts, assemble, exit_hook, node_parts, register_exit
 from .settings import ObjectStoreSettings
-from .view import Listed, NodeView
-from .writer import Flusher, WriteBehind, Writer, WriteThrough
+from .view import Listed
 
 __all__ = ["KeyValuePair", "ObjectStat", "ObjectStore", "StorageUsage"]
 
@@ -49,16 +39,6 @@ Progress = Callable[[int], None]
 R = TypeVar("R")
 
 log = logging.getLogger("objectstore_s3")
-
-
-@dataclass
-class _Core:
-    """The parts that talk to the bucket, built together on first use."""
-
-    objects: Backend
-    quota: Quota
-    view: NodeView
-    writer: Writer
 
 
 class ObjectStore:
@@ -76,17 +56,8 @@ class ObjectStore:
         s = self.settings
         self._space = KeySpace(s.prefix, s.organization_id)
         self._injected = backend
-        where = s.endpoint_url if s.endpoint_url != "local" else f"local:{s.server_dir}"
-        namespace = namespace_of(
-            "memory" if backend is not None else where,
-            s.bucket,
-            s.prefix,
-            s.organization_id,
-        )
-        self._cache = NodeCache(s.cache_dir / "cache", namespace, s.cache_size_limit)
-        self._journal = Journal(s.cache_dir / "journal" / namespace, fsync=s.journal_fsync)
-        self._files = LocalFiles(s.local_root / s.organization_id, s.cache_dir / "files")
-        self._core_instance: _Core | None = None
+        self._cache, self._journal, self._files = node_parts(s, injected=backend is not None)
+        self._core_instance: Parts | None = None
         self._core_lock = threading.Lock()
         self._closed = False
         self._flusher: Flusher | None = None
@@ -103,8 +74,8 @@ class ObjectStore:
         if interval > 0 or adopted:
             self._flusher = Flusher(lambda: self._core.writer, interval, replay_only=interval <= 0)
             self._flusher.start()
-        self._exit_hook = _exit_hook(self)
-        _register_exit(self._exit_hook)
+        self._exit_hook = exit_hook(self)
+        register_exit(self._exit_hook)
 
     def __repr__(self) -> str:
         return (
@@ -291,29 +262,8 @@ class ObjectStore:
         self._require("read")
         self._require("write")
         core = self._core
-        files = self._files
-        with core.writer.locked(name), files.key_lock(name):
-            state = core.view.state(name)
-            if state.kind == "registered":
-                return str(files.prepare(name))
-            if state.kind == "pending_put":
-                assert state.entry is not None
-                data = self._journal.data(state.entry)
-                if data is not None:
-                    return str(files.write(name, data, None))
-            if state.kind == "pending_delete":
-                return str(files.start_empty(name))
-            info = core.objects.head(name)
-            if info is None:
-                if state.kind == "local":
-                    return str(files.prepare(name))  # the user's work, for a key not stored
-                return str(files.start_empty(name))
-            path = files.bring_in(name, info, lambda target: core.objects.download(name, target))
-            files.register(name, files.state(name))
-            cached = self._cache.meta(name)
-            if cached is not None and cached.etag != info.etag:
-                self._cache.invalidate(name)  # the file shows a newer object than the cache
-            return str(path)
+        with core.writer.locked(name), self._files.key_lock(name):
+            return str(self._files.materialize(name, core.view, core.objects))
 
     # -- whole files and metadata (the CLI's operations) -------------------------------------
 
@@ -381,7 +331,7 @@ class ObjectStore:
                 self._core_instance.quota.settle(release=True)
         finally:
             self._closed = True
-            _unregister_exit(self._exit_hook)
+            atexit.unregister(self._exit_hook)
             self._journal.close()  # what could not be uploaded stays for a replay
             self._cache.close()
 
@@ -410,7 +360,7 @@ class ObjectStore:
         return self._injected
 
     @property
-    def _core(self) -> _Core:
+    def _core(self) -> Parts:
         core = self._core_instance
         if core is not None:
             return core
@@ -419,45 +369,16 @@ class ObjectStore:
                 self._core_instance = self._assemble()
             return self._core_instance
 
-    def _assemble(self) -> _Core:
-        s = self.settings
-        bucket = self._connection()
-        objects = bucket.scoped(self._space.root)
-        records = bucket.scoped(self._space.internal_root)
-        quota = Quota(
-            records,
-            objects,
-            s.storage_limit_bytes,
-            s.storage_file_count,
-            enforcement=s.quota_enforcement,
-            grace=s.max_attempts * (s.connect_timeout_seconds + s.read_timeout_seconds) + 10,
-        )
-        view = NodeView(
+    def _assemble(self) -> Parts:
+        return assemble(
+            self.settings,
+            self._connection(),
+            self._space,
             self._journal,
             self._files,
             self._cache,
-            objects,
-            revalidate=s.cache_revalidate,
-            max_age=s.cache_max_age_seconds,
-            is_key=self._space.is_key,
+            self._report,
         )
-        committer = Committer(objects, quota, conditional=lambda: self._conditional(records))
-        mode = WriteBehind if s.persistence_interval_seconds > 0 else WriteThrough
-        writer = mode(objects, view, quota, committer, self._report, concurrency=s.max_concurrency)
-        return _Core(objects, quota, view, writer)
-
-    def _conditional(self, records: Backend) -> tuple[bool, bool]:
-        """(conditional puts, conditional deletes) the writes may rely on."""
-        enforcement = self.settings.quota_enforcement
-        found = probe(records)
-        if not found.conditional_put and enforcement == "exact":
-            raise ServerCapabilityError(
-                f"The S3 server ({records.name}) does not honour conditional writes "
-                "(If-None-Match / If-Match on PUT), which exact quotas across nodes need. "
-                "Use a server that does (AWS S3, MinIO, Ceph RGW, SeaweedFS), or set "
-                "quota_enforcement=best_effort (per-node accounting) or off."
-            )
-        return found.conditional_put, found.conditional_delete
 
     # -- validation ------------------------------------------------------------------------
 
@@ -519,34 +440,3 @@ class ObjectStore:
 def _stat(item: Listed) -> ObjectStat:
     when = None if item.last_modified is None else datetime.fromtimestamp(item.last_modified, UTC)
     return ObjectStat(item.key, item.size, item.etag, when)
-
-
-def _exit_hook(store: ObjectStore) -> Callable[[], None]:
-    """A hook that flushes the store at exit if it is still alive, without keeping it alive."""
-    reference = weakref.ref(store)
-
-    def hook() -> None:
-        alive = reference()
-        if alive is not None:
-            try:
-                alive.close()
-            except ObjectStoreError as exc:
-                log.error("Object Store could not flush at exit; the journal keeps it: %s", exc)
-
-    return hook
-
-
-def _register_exit(hook: Callable[[], None]) -> None:
-    # Uploads use thread pools, which refuse new work once concurrent.futures' own exit
-    # hook has run ("cannot schedule new futures after interpreter shutdown"). Hooks made
-    # with threading._register_atexit run before it (in reverse order of registration),
-    # so ours is registered there; atexit stays as the fallback.
-    register = getattr(threading, "_register_atexit", None)
-    if register is not None:
-        with contextlib.suppress(RuntimeError):  # already shutting down
-            register(hook)
-    atexit.register(hook)
-
-
-def _unregister_exit(hook: Callable[[], None]) -> None:
-    atexit.unregister(hook)

@@ -16,8 +16,9 @@ from typing import Literal
 from .backend import Backend, ObjectInfo
 from .cache import CacheMeta, NodeCache
 from .errors import KeyNotFoundError
-from .journal import Base, Journal, PendingEntry
+from .journal import Journal
 from .localfiles import LocalFiles
+from .segments import Base, PendingEntry
 
 __all__ = ["KeyState", "Listed", "NodeView"]
 

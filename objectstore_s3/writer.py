@@ -13,7 +13,6 @@ left in its journal. Commits themselves are in commit.py.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
@@ -34,12 +33,13 @@ from .errors import (
     StorageLimitExceededError,
     SupersededWriteError,
 )
-from .journal import Base, Journal, PendingEntry
+from .journal import Journal
 from .localfiles import LocalFiles
 from .quota import Quota
+from .segments import Base, PendingEntry
 from .view import NodeView
 
-__all__ = ["Flusher", "WriteBehind", "WriteThrough", "Writer"]
+__all__ = ["WriteBehind", "WriteThrough", "Writer"]
 
 log = logging.getLogger("objectstore_s3")
 
@@ -360,58 +360,3 @@ class WriteBehind(Writer):
             if previous is not None:
                 self.quota.release(previous.token)
             self._after_delete(key)
-
-
-class Flusher:
-    """The background thread: every interval, upload pending work and settled files,
-    with capped exponential backoff while the bucket fails."""
-
-    def __init__(self, writer: Callable[[], Writer], interval: float, *, replay_only: bool) -> None:
-        self._writer = writer  # built on first use, in this thread: no I/O at construction
-        self._interval = interval
-        self._replay_only = replay_only
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="objectstore-flusher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _report(self, error: ObjectStoreError) -> None:
-        try:
-            self._writer().report(error)
-        except Exception:
-            log.error("%s", error)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
-
-    def _run(self) -> None:
-        failures = 0
-        delay = 0.0 if self._replay_only else self._interval
-        while not self._stop.wait(delay):
-            try:
-                writer = self._writer()
-                writer.upload_pending()
-                if not self._replay_only:
-                    writer.sync_files(settle_interval=self._interval)
-                    writer.quota.renew()
-            except Exception as exc:  # the thread must survive anything; the journal keeps it
-                failures += 1
-                if failures == 1:
-                    self._report(
-                        exc
-                        if isinstance(exc, ObjectStoreError)
-                        else ObjectStoreError(
-                            f"Background flush failed ({type(exc).__name__}: {exc}); pending "
-                            "work stays journaled and is retried."
-                        )
-                    )
-                base = self._interval if self._interval > 0 else 1.0
-                delay = min(base * 2**failures, 60.0) * random.uniform(0.5, 1.0)  # noqa: S311
-                continue
-            failures = 0
-            if self._replay_only:
-                return
-            delay = self._interval

@@ -1,0 +1,149 @@
+"""The boto3 client of the boto3 transport: one connection per store, shared by every
+scope of its backend, with the retry loop every request goes through.
+
+botocore's own retries are off (one attempt per call): ours retry reads on any fault,
+including a body cut mid-way (the body is read inside the attempt, so nothing partial is
+returned); a conditional write whose answer was lost is never blindly re-sent as if
+nothing happened: if a later attempt gets 412, `verify` (a HEAD comparing the ETag with
+the MD5 of what was sent) tells whether the earlier attempt landed, and if that cannot
+be told the caller gets `OutcomeUnknownError`. Each response's Date feeds the clock.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+
+from .clock import ServerClock, parse_http_date
+from .errors import PreconditionFailedError
+from .s3errors import Failure, classify, translate, unknown_outcome
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from .server import Endpoint
+    from .settings import ObjectStoreSettings
+
+__all__ = ["APPLIED", "S3Connection"]
+
+T = TypeVar("T")
+
+
+class S3Connection:
+    """What every scope of one backend shares: the client, the pool, the clock."""
+
+    def __init__(self, settings: ObjectStoreSettings, endpoint: Endpoint) -> None:
+        url = endpoint.url
+        self.bucket = settings.bucket
+        self.endpoint = url or "AWS S3"
+        self.attempts = settings.max_attempts
+        self.chunk = settings.multipart_chunksize_bytes
+        self.threshold = settings.multipart_threshold_bytes
+        self.concurrency = settings.max_concurrency
+        config = Config(
+            region_name=settings.region,
+            # One attempt per call: the retries are ours (see the module docstring).
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=settings.connect_timeout_seconds,
+            read_timeout=settings.read_timeout_seconds,
+            max_pool_connections=max(16, settings.max_concurrency * 2),
+            # S3-compatible servers (SeaweedFS, MinIO) want path-style addressing.
+            s3={"addressing_style": "path" if url else "auto"},
+            signature_version="s3v4",
+            # Default CRC trailers are not understood by every S3-compatible server.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        key_id, secret = endpoint.access_key_id, endpoint.secret_access_key
+        if key_id is None and settings.access_key_id is not None:
+            key_id = settings.access_key_id
+            secret = (
+                settings.secret_access_key.get_secret_value()
+                if settings.secret_access_key
+                else None
+            )
+        self.client: S3Client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=url,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=config,
+        )
+        self.clock = ServerClock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, "objectstore-transfer")
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def call(
+        self,
+        operation: str,
+        key: str,
+        request: Callable[[], T],
+        *,
+        written: str | None = None,
+        verify: Callable[[], bool] | None = None,
+    ) -> T:
+        """Run one request with bounded retries; every error leaves as one of ours.
+
+        `written` marks a conditional write and holds the ETag its object would get:
+        after an attempt that may have landed, a 412 is checked with `verify` (did the
+        earlier attempt land?), and a final failure is `OutcomeUnknownError`.
+        """
+        maybe_applied = False
+        for attempt in range(1, self.attempts + 1):
+            sent = time.monotonic()
+            try:
+                result = request()
+            except Exception as exc:
+                self._observe(getattr(exc, "response", None), sent)
+                failure = classify(exc)
+                if failure is Failure.NOT_FOUND and written is not None:
+                    # AWS and moto answer If-Match on a missing key with 404: the
+                    # precondition failed, which is how every backend reports it.
+                    failure = Failure.PRECONDITION
+                if failure is Failure.PRECONDITION and maybe_applied and written is not None:
+                    if verify is not None and verify():
+                        applied: T = APPLIED
+                        return applied
+                    raise unknown_outcome(self, operation, key, attempt, written) from exc
+                if failure is Failure.PRECONDITION:
+                    raise PreconditionFailedError(
+                        f"{operation} of '{key}': the object is not as expected"
+                    ) from exc
+                maybe_applied = maybe_applied or (written is not None and failure.maybe_applied)
+                if failure.retryable and attempt < self.attempts:
+                    time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
+                    continue
+                if maybe_applied and written is not None and failure.retryable:
+                    raise unknown_outcome(self, operation, key, attempt, written) from exc
+                raise translate(self, exc, operation, key, attempt) from exc
+            self._observe(result, sent)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observe(self, response: object, sent: float) -> None:
+        if isinstance(response, dict):
+            headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            self.clock.observe(parse_http_date(headers.get("date")), sent, time.monotonic())
+
+
+APPLIED: Any = object()  # `call` result: an earlier attempt of a conditional write landed
