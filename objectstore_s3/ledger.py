@@ -255,10 +255,11 @@ class Account:
 
 def grant_headroom(free: int, live_others: int, cap: int) -> int:
     """Extra capacity granted beyond a save's need: a share of what is free that shrinks
-    as more stores are live, so the leases together stay under a sixteenth of it."""
+    as more stores are live. Stores that start one after another (and may die holding
+    their leases) thus reserve together about free/64 * H(n): 5.6% for 20 of them."""
     if free <= 0:
         return 0
-    return max(0, min(free // (16 * (live_others + 1)), cap))
+    return max(0, min(free // (64 * (live_others + 1)), cap))
 
 
 def _count(value: Any, signed: bool = False) -> int:

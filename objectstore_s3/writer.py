@@ -164,6 +164,19 @@ class Writer:
         if self.files.is_registered(key) or self.files.path_for(key).is_file():
             self.files.forget(key)
 
+    def _write_through(self, key: str, data: bytes) -> None:
+        """Commit a value now; it replaces whatever was pending for the key."""
+        with self.locked(key):
+            try:
+                result = self.committer.put(key, data, self.view.base(key))
+            except BaseException:
+                self.cache.invalidate(key)
+                raise
+            assert isinstance(result, ObjectInfo)
+            with self.accepting(key):
+                self._after_put(key, data, result, accepted=False)
+                self._supersede_pending(key)
+
     def _require_existing(self, key: str) -> Base:
         exists, base = self.view.presence(key)
         if not exists:
@@ -301,15 +314,7 @@ class WriteThrough(Writer):
     """Every save and delete reaches the bucket before it returns."""
 
     def put(self, key: str, data: bytes) -> None:
-        with self.locked(key):
-            try:
-                result = self.committer.put(key, data, self.view.base(key))
-            except BaseException:
-                self.cache.invalidate(key)
-                raise
-            assert isinstance(result, ObjectInfo)
-            self._after_put(key, data, result, accepted=False)
-            self._supersede_pending(key)
+        self._write_through(key, data)
 
     def delete(self, key: str) -> None:
         with self.locked(key):
@@ -326,29 +331,38 @@ class WriteBehind(Writer):
 
     def put(self, key: str, data: bytes) -> None:
         with self.accepting(key):
-            base = self.view.base(key)
-            previous = self.journal.get(key)
-            token = uuid.uuid4().hex
-            # Worst case when nothing is known: a new object of this size.
-            files, size = (0, len(data) - base.size) if base.etag else (1, len(data))
-            self.quota.keep(token, key, files, size, replaces=previous.token if previous else None)
-            try:
-                self.journal.record(
-                    key,
-                    "put",
-                    data,
-                    base=base,
-                    accepted_server=self.backend.server_time(),
-                    token=token,
-                )
-            except BaseException:
-                self.quota.release(token)
+            if self._accept(key, data):
+                return
+        # At the limit, a key this node knows to exist is written through: its effect is
+        # then exact, and nothing pending can be refused later.
+        self._write_through(key, data)
+
+    def _accept(self, key: str, data: bytes) -> bool:
+        """Journal the save, holding room for it; False: write it through instead."""
+        base = self.view.base(key)
+        previous = self.journal.get(key)
+        token = uuid.uuid4().hex
+        try:
+            # The upload may find the key gone (deleted elsewhere meanwhile) and create
+            # it, so a pending save holds room for a new object of its size.
+            self.quota.keep(token, key, 1, len(data), replaces=previous.token if previous else None)
+        except StorageLimitExceededError:
+            if base.etag is None:
                 raise
-            if self.files.is_registered(key):
-                try:
-                    self.files.write(key, data, None)  # what the bucket holds once uploaded
-                except LocalPathClashError:
-                    self.files.unregister(key)
+            return False
+        try:
+            self.journal.record(
+                key, "put", data, base=base, accepted_server=self.backend.server_time(), token=token
+            )
+        except BaseException:
+            self.quota.release(token)
+            raise
+        if self.files.is_registered(key):
+            try:
+                self.files.write(key, data, None)  # what the bucket holds once uploaded
+            except LocalPathClashError:
+                self.files.unregister(key)
+        return True
 
     def delete(self, key: str) -> None:
         with self.accepting(key):
