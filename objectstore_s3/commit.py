@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .backend import Backend, ObjectInfo, Progress
+from .backend import Backend, ObjectInfo, Progress, content_etag
 from .errors import (
     ObjectStoreError,
     OutcomeUnknownError,
@@ -105,7 +105,9 @@ class Committer:
             return self._backend.put(key, data, **condition)
 
         yields = None if accepted is None else _newer_than(accepted)
-        return self._write(key, len(data), base, send, yields=yields, held=held)
+        return self._write(
+            key, len(data), base, send, yields=yields, held=held, expected=content_etag(data)
+        )
 
     def put_file(
         self,
@@ -138,11 +140,13 @@ class Committer:
         *,
         yields: Callable[[ObjectInfo | None], bool] | None,
         held: str | None,
+        expected: str | None = None,
     ) -> ObjectInfo | Superseded:
-        """Send with the precondition `base` implies; after a 412, `yields(current)` says
-        whether to give way to the object found (else the write is retried over it)."""
+        """Send with the precondition `base` implies (`expected`: the ETag the object will
+        have, when known); after a 412, `yields(current)` says whether to give way to the
+        object found (else the write is retried over it)."""
         conditional_put, _ = self._conditional()
-        refused_as_expected = 0
+        refused_as_expected = unanswered = 0
         for _ in range(_ROUNDS):
             if not conditional_put or (not base.known and size > _OPTIMISTIC_BYTES):
                 base = _base_of(self._backend.head(key))
@@ -153,20 +157,26 @@ class Committer:
             blind = not conditional_put or refused_as_expected >= 2
             if blind:
                 condition = {}
+            lost: OutcomeUnknownError | None = None
             with self._quota.transaction(key, files, delta, held=held) as spend:
                 try:
                     info = send(condition)
                 except PreconditionFailedError:
                     info = None
                 except OutcomeUnknownError as exc:
-                    current = self._backend.head(key)
+                    info, lost = None, exc
+                    try:
+                        current = self._backend.head(key)
+                    except ObjectStoreError:
+                        spend.unknown(files, delta)  # cannot even look: count the increase
+                        raise
                     if current is not None and current.etag == exc.expected_etag:
                         spend.effect(files, delta)  # it landed: exactly as planned
                         return current
-                    if base.known and _base_of(current) == base and base.etag is not None:
-                        raise  # the object is as it was: it did not land; nothing counted
-                    spend.unknown(files, delta)  # cannot tell: count only the increase
-                    raise
+                    if not (base.known and base.etag is not None and _base_of(current) == base):
+                        # Not as it was, not ours: it may have landed and been replaced.
+                        # Count its increase (never a decrease), then write again.
+                        spend.unknown(files, delta)
                 else:
                     if info is not None:
                         if blind and conditional_put:
@@ -174,8 +184,16 @@ class Committer:
                         else:
                             spend.effect(files, delta)
                         return info
+            if lost is not None:
+                unanswered += 1
+                if unanswered >= 3:
+                    raise lost  # the server keeps not answering: report it
             # 412: this node's belief was stale (or the server refused for its own reasons).
             current = self._backend.head(key)
+            if current is not None and expected is not None and current.etag == expected:
+                # Our own earlier attempt (its answer lost in a previous flush) is there,
+                # and was counted (its increase) when it was sent.
+                return current
             if _base_of(current) == base:
                 refused_as_expected += 1
                 continue
@@ -204,21 +222,23 @@ class Committer:
                 if rival and not expected:
                     return Superseded(key, current)
                 base = _base_of(current)
-            try:
-                self._backend.delete(key, if_match=base.etag if conditional_delete else None)
-            except PreconditionFailedError:
-                current = self._backend.head(key)
-                if current is None:
-                    return False  # someone else deleted it: they count it
-                if accepted is not None and written_after(current, accepted) is not False:
-                    return Superseded(key, current)
-                base = _base_of(current)
-                continue
-            except OutcomeUnknownError:
-                # Gone either way, but by whom cannot be told: count nothing (an
-                # over-count, repaired by the next recount) rather than twice.
-                self._quota.record(0, 0)
-                return True
-            self._quota.record(-1, -base.size)
-            return True
+            with self._quota.transaction(key) as spend:
+                try:
+                    self._backend.delete(key, if_match=base.etag if conditional_delete else None)
+                except PreconditionFailedError:
+                    pass
+                except OutcomeUnknownError:
+                    # Gone either way, but by whom cannot be told: count nothing (an
+                    # over-count, repaired by the next recount) rather than twice.
+                    spend.unknown(-1, -base.size)
+                    return True
+                else:
+                    spend.effect(-1, -base.size)
+                    return True
+            current = self._backend.head(key)
+            if current is None:
+                return False  # someone else deleted it: they count it
+            if accepted is not None and written_after(current, accepted) is not False:
+                return Superseded(key, current)
+            base = _base_of(current)
         raise ObjectStoreError(f"'{key}' kept changing under {_ROUNDS} attempts to delete it")

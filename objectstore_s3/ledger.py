@@ -51,9 +51,11 @@ class Lease:
     held_files: int = 0
     expires: float = 0.0
     grace: float = 120.0
+    nonce: str = ""  # unique per update: tells a landed update from a lost one
 
-    def as_json(self) -> dict[str, float]:
+    def as_json(self) -> dict[str, float | str]:
         return {
+            "nonce": self.nonce,
             "bytes": self.bytes,
             "files": self.files,
             "held_bytes": self.held_bytes,
@@ -235,7 +237,9 @@ class Account:
         account.generation = ledger.generation
         return account
 
-    def write_lease(self, ledger: Ledger, lease_id: str, now: float, grace: float) -> None:
+    def write_lease(
+        self, ledger: Ledger, lease_id: str, now: float, grace: float, nonce: str = ""
+    ) -> None:
         """Put this account's lease in `ledger`, expiring LEASE_SECONDS from `now`."""
         if self.expires < 0:
             ledger.leases.pop(lease_id, None)
@@ -249,6 +253,7 @@ class Account:
             held_files=held_files,
             expires=now + LEASE_SECONDS,
             grace=grace,
+            nonce=nonce,
         )
         self.expires = now + LEASE_SECONDS
 
@@ -286,4 +291,5 @@ def _lease(raw: Any) -> Lease:
         held_files=_count(raw.get("held_files", 0)),
         expires=_time(raw["expires"]),
         grace=_time(raw.get("grace", 120.0)),
+        nonce=str(raw.get("nonce", "")),
     )

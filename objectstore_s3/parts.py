@@ -38,6 +38,8 @@ __all__ = ["Parts", "assemble", "exit_hook", "node_parts", "register_exit"]
 
 log = logging.getLogger("objectstore_s3")
 
+_warned: set[str] = set()  # buckets whose best-effort quotas were announced
+
 
 @dataclass
 class Parts:
@@ -104,6 +106,13 @@ def conditional_writes(records: Backend, enforcement: str) -> tuple[bool, bool]:
     """(conditional puts, conditional deletes) the writes may rely on; with exact quotas,
     a server that ignores preconditions is refused with the way out."""
     found = probe(records)
+    if enforcement == "best_effort" and records.name not in _warned:
+        _warned.add(records.name)
+        log.warning(
+            "quota_enforcement=best_effort: usage is accounted without a guarantee across "
+            "nodes%s; several nodes saving at once can pass the limits.",
+            "" if found.conditional_put else " (the server ignores conditional writes)",
+        )
     if not found.conditional_put and enforcement == "exact":
         raise ServerCapabilityError(
             f"The S3 server ({records.name}) does not honour conditional writes "

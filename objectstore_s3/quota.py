@@ -17,12 +17,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .backend import Backend
 from .errors import (
     KeyNotFoundError,
+    OutcomeUnknownError,
     PreconditionFailedError,
     StorageLimitExceededError,
     StorageUnavailableError,
@@ -118,21 +119,27 @@ class Quota:
             yield spend
             return
         need_files, need_bytes = self._take(key, files, size, held)
+        # The recount generation seen before the write is sent: a recount the store learns
+        # of while the write is in flight may or may not include it (see ledger.Delta).
+        seen = self._state.generation
         try:
             yield spend
-        except BaseException:
-            self._give_back(need_files, need_bytes, held)
-            raise
-        if not spend.done:
-            self._give_back(need_files, need_bytes, held)
-            return
+        finally:
+            # What the block reported counts even if it then raised (a write whose answer
+            # was lost may have landed: its increase is counted before the error leaves).
+            if spend.done:
+                self._commit(spend, need_files, need_bytes, seen)
+            else:
+                self._give_back(need_files, need_bytes, held)
+
+    def _commit(self, spend: Spend, need_files: int, need_bytes: int, seen: int) -> None:
         with self._lock:
             state = self._state
             state.flying_files -= need_files
             state.flying_bytes -= need_bytes
             state.allowance_files += need_files - max(spend.files, 0)
             state.allowance_bytes += need_bytes - max(spend.bytes, 0)
-            self._record(spend)
+            self._record(spend, seen)
 
     def keep(
         self, token: str, key: str, files: int, size: int, *, replaces: str | None = None
@@ -155,22 +162,13 @@ class Quota:
             self._state.allowance_files += files
             self._state.allowance_bytes += size
 
-    def record(self, files: int, size: int) -> None:
-        """A change that needed no room (a delete): counted as it happened."""
-        if self.enforcement == "off":
-            return
-        spend = Spend()
-        spend.effect(files, size)
-        with self._lock:
-            self._record(spend)
-
-    def _record(self, spend: Spend) -> None:
+    def _record(self, spend: Spend, seen: int) -> None:
         state = self._state
         when = self._records.server_time()
         applied_by = when[1] if when else time.time() + 3600.0
         last = state.deltas[-1] if state.deltas else None
-        if last is None or last.seen != state.generation or int(last.applied_by) != int(applied_by):
-            last = Delta(state.generation, applied_by)
+        if last is None or last.seen != seen or int(last.applied_by) != int(applied_by):
+            last = Delta(seen, applied_by)
             state.deltas.append(last)
         last.applied_by = max(last.applied_by, applied_by)
         last.add(spend.files, spend.bytes)
@@ -323,13 +321,21 @@ class Quota:
             now = self._records.server_time()
             low = now[0] if now else time.time()
             expired = ledger.expired(low)
-            quiet = ledger.drift and ledger.live_others(self._lease_id) == 0 and not ledger.holds
+            # A possible over-count (drift) is repaired at a quiet moment: no other store
+            # holds a lease whose unsettled changes a recount could not place.
+            drifting = ledger.drift or any(delta.ambiguous for delta in self._state.deltas)
+            quiet = drifting and ledger.live_others(self._lease_id) == 0 and not ledger.holds
+            account = self._state
             if recount or expired or quiet or damaged:
                 self._recount(ledger, low)
                 ledger.reclaim(expired, low)
-            state = self._state.settled_into(ledger, self._lease_id)
+                # Everything this store has recorded was answered before the listing
+                # began, so the listing has it: its own changes are settled by it.
+                account = replace(account, deltas=[])
+            state = account.settled_into(ledger, self._lease_id)
             apply(ledger, state)
-            state.write_lease(ledger, self._lease_id, low, self._grace)
+            nonce = uuid.uuid4().hex[:16]
+            state.write_lease(ledger, self._lease_id, low, self._grace, nonce)
             try:
                 if etag is None:
                     self._records.put(LEDGER, ledger.dump(), if_none_match="*")
@@ -338,12 +344,26 @@ class Quota:
             except PreconditionFailedError:
                 time.sleep(random.uniform(0.002, 0.03))  # noqa: S311  (jitter)
                 continue
+            except OutcomeUnknownError:
+                # Sent, unanswered, and changed since by others: our lease's nonce (or its
+                # absence, when giving it back) tells whether this update is in.
+                if not self._landed(nonce if self._lease_id in ledger.leases else None):
+                    continue
             self._state = state
             return ledger
         raise StorageUnavailableError(
             f"The usage ledger kept changing under {_MAX_CONFLICTS} attempts to update it "
             "(many writers at once); try again."
         )
+
+    def _landed(self, nonce: str | None) -> bool:
+        current, _, damaged = self._load()
+        lease = current.leases.get(self._lease_id)
+        if damaged:
+            return False
+        if nonce is None:
+            return lease is None
+        return lease is not None and lease.nonce == nonce
 
     def _recount(self, ledger: Ledger, low: float) -> None:
         """Set committed usage from a listing begun now (a new rebase generation)."""

@@ -190,7 +190,7 @@ class S3Backend:
                 yield ObjectInfo(
                     item["Key"][len(self.prefix) :],
                     int(item["Size"]),
-                    str(item["ETag"]),
+                    _quoted(str(item["ETag"])),
                     modified.timestamp() if modified is not None else None,
                 )
             token = page.get("NextContinuationToken")
@@ -383,3 +383,8 @@ def _conditions(if_match: str | None, if_none_match: str | None) -> dict[str, An
     if if_none_match:
         extra["IfNoneMatch"] = if_none_match
     return extra
+
+
+def _quoted(etag: str) -> str:
+    """ETags as HEAD gives them: quoted (rclone's listings leave the quotes out)."""
+    return etag if etag.startswith(('"', 'W/"')) else f'"{etag}"'

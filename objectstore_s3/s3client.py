@@ -22,7 +22,7 @@ import boto3
 from botocore.config import Config
 
 from .clock import ServerClock, parse_http_date
-from .errors import PreconditionFailedError
+from .errors import ObjectStoreError, PreconditionFailedError
 from .s3errors import Failure, classify, translate, unknown_outcome
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class S3Connection:
                     # precondition failed, which is how every backend reports it.
                     failure = Failure.PRECONDITION
                 if failure is Failure.PRECONDITION and maybe_applied and written is not None:
-                    if verify is not None and verify():
+                    if self._verified(verify):
                         applied: T = APPLIED
                         return applied
                     raise unknown_outcome(self, operation, key, attempt, written) from exc
@@ -133,12 +133,24 @@ class S3Connection:
                 if failure.retryable and attempt < self.attempts:
                     time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
                     continue
-                if maybe_applied and written is not None and failure.retryable:
+                if maybe_applied and written is not None:
+                    # An earlier attempt may have landed: whatever this one says, the
+                    # caller must not take the write for one that did not happen.
                     raise unknown_outcome(self, operation, key, attempt, written) from exc
                 raise translate(self, exc, operation, key, attempt) from exc
             self._observe(result, sent)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _verified(verify: Callable[[], bool] | None) -> bool:
+        """Whether an earlier attempt is seen to have landed (a failed look: cannot tell)."""
+        if verify is None:
+            return False
+        try:
+            return verify()
+        except ObjectStoreError:
+            return False
 
     def _observe(self, response: object, sent: float) -> None:
         if isinstance(response, dict):

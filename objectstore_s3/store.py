@@ -326,9 +326,13 @@ class ObjectStore:
         if self._flusher is not None:
             self._flusher.stop()
         try:
-            self.flush()
-            if self._core_instance is not None:
-                self._core_instance.quota.settle(release=True)
+            try:
+                self.flush()
+            finally:
+                # Settle what was done even if some of it could not be: the lease stays
+                # only for what is still pending (kept for a replay).
+                if self._core_instance is not None:
+                    self._core_instance.quota.settle(release=True)
         finally:
             self._closed = True
             atexit.unregister(self._exit_hook)

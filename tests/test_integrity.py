@@ -26,8 +26,6 @@ from objectstore_s3 import (
     SupersededWriteError,
 )
 from objectstore_s3 import journal as journal_module
-from objectstore_s3.server import SeaweedServer
-from tests.conftest import store_settings
 from tests.helpers import crash, requests_of
 from tests.worker import ROOT, settings_json
 
@@ -38,16 +36,8 @@ Factory = Callable[..., ObjectStoreSettings]
 
 
 @pytest.fixture
-def settings(seaweed: SeaweedServer, tmp_path: Path) -> Factory:
-    """Settings on SeaweedFS for one organization; overrides per call (another node)."""
-    base = store_settings(tmp_path, seaweed)
-    with ObjectStore(base) as store:
-        store.create_bucket()
-
-    def factory(**overrides: object) -> ObjectStoreSettings:
-        return base.model_copy(update=overrides)
-
-    return factory
+def settings(seaweed_settings: Factory) -> Factory:
+    return seaweed_settings
 
 
 @pytest.fixture

@@ -157,7 +157,6 @@ class S3Env(Env):
             "bucket": self.bucket,
         }
 
-
     def open(
         self, node: int, mode: str, on_error: Callable[[ObjectStoreError], None]
     ) -> ObjectStore:
