@@ -33,6 +33,11 @@ __all__ = [
 ]
 
 BytesLike = bytes | bytearray | memoryview
+MAX_DEPTH = 200  # typed XML reads nest at most this deep (and JSON as deep as Python can)
+_TOO_DEEP = (
+    "the {kind} nests too deeply to be read as a value; read it with read_bytes() and a "
+    "streaming parser"
+)
 
 
 def encode_text(text: object, encoding: str = "utf-8") -> bytes:
@@ -74,6 +79,8 @@ def decode_json(data: bytes, type_: Any = None) -> Any:
         if type_ is None:
             return json.loads(data)
         return _adapter(type_).validate_json(data)
+    except RecursionError as exc:
+        raise ObjectDecodeError(_TOO_DEEP.format(kind="JSON")) from exc
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, ValidationError
         raise ObjectDecodeError(
             f"the value is not valid JSON for {_type_name(type_)}: {exc}"
@@ -138,11 +145,16 @@ def decode_xml(data: bytes, type_: Any = None) -> Any:
         raise ObjectDecodeError(f"the XML does not match {_type_name(type_)}: {exc}") from exc
 
 
-def _element_to_python(element: ET.Element) -> Any:
+def _element_to_python(element: ET.Element, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise ObjectDecodeError(_TOO_DEEP.format(kind="XML"))
     children = list(element)
     if not children:
         return element.text or ""
-    return {child.tag: _element_to_python(child) for child in children}
+    values = {}
+    for child in children:
+        values[child.tag] = _element_to_python(child, depth + 1)
+    return values
 
 
 def _type_name(type_: Any) -> str:

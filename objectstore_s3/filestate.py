@@ -10,6 +10,7 @@ being written the SHA-256 of the content is recorded too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -118,6 +119,9 @@ class FileStates:
         """Remember the file as synced with `etag` (`before`: its stat before an upload
         began, so that a write during the upload shows as a change)."""
         path = self.path_for(key)
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o600)  # a user's data file: readable by its owner only
         info = before or path.stat()
         now = time.time_ns()
         digest = file_digest(path) if info.st_mtime_ns >= now - _RACY_WINDOW_NS else None

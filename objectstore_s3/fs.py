@@ -23,6 +23,7 @@ __all__ = [
     "private_directory",
     "remove_stale_temporaries",
     "temporary_name",
+    "write_private",
 ]
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.(\d+)\.(?:part|tmp)$")
@@ -71,17 +72,22 @@ def temporary_name(path: Path, suffix: str = "tmp") -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{suffix}")
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path`, creating it owner-only (0600), whole or not at all."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary sibling and a rename (owner-only)."""
     temporary = temporary_name(path)
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        write_private(temporary, data)
         os.replace(temporary, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -55,6 +55,7 @@ class Journal:
         self._index: dict[str, PendingEntry] = {}
         self._active: Segment | None = None
         self._segments: list[Segment] = []
+        self.adopted_leases: set[str] = set()  # quota leases of dead processes' entries
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -67,6 +68,7 @@ class Journal:
         base: Base,
         accepted_server: tuple[float, float] | None = None,
         token: str | None = None,
+        lease: str | None = None,
     ) -> tuple[PendingEntry, PendingEntry | None]:
         """Durably record a put or delete of `key`; returns it and the entry it replaced."""
         if len(data) > MAX_RECORD_BYTES:
@@ -84,6 +86,7 @@ class Journal:
                 "accepted_at": accepted_at,
                 "accepted_server": accepted_server,
                 "base": [base.etag, base.size, base.known],
+                "lease": lease,
             },
             data,
         )
@@ -100,6 +103,7 @@ class Journal:
                 len(data),
                 segment,
                 offset + RECORD.size + len(parts[1]),
+                lease,
             )
             previous = self._index.get(key)
             self._index[key] = entry
@@ -204,6 +208,7 @@ class Journal:
             segment = Segment(path, fd, lock, size=os.fstat(fd).st_size)
             entries, bad = parse(segment)
             damaged += bad
+            self.adopted_leases.update(entry.lease for entry in entries if entry.lease)
             with self._lock:
                 self._segments.append(segment)
                 for entry in entries:

@@ -21,12 +21,12 @@ from .errors import (
     KeyNotFoundError,
     PreconditionFailedError,
 )
+from .fs import write_private
 
 __all__ = ["MemoryBackend", "MemoryBucket"]
 
 # A fault hook: called with (operation, bucket key, "before" | "after"); may raise.
 Fault = Callable[[str, str, str], None]
-_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -166,11 +166,9 @@ class MemoryBackend:
     def download(self, key: str, path: Path, progress: Progress | None = None) -> ObjectInfo:
         data = self.get(key)
         assert data is not None
-        with path.open("wb") as handle:
-            for start in range(0, len(data.body), _CHUNK):
-                handle.write(data.body[start : start + _CHUNK])
-                if progress is not None:
-                    progress(len(data.body[start : start + _CHUNK]))
+        write_private(path, data.body)
+        if progress is not None:
+            progress(len(data.body))
         return data.info
 
     def upload(

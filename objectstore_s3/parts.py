@@ -23,6 +23,7 @@ from .cache import NodeCache, namespace_of
 from .capability import probe
 from .commit import Committer
 from .errors import ObjectStoreError, ServerCapabilityError
+from .fs import check_private
 from .journal import Journal
 from .keys import KeySpace
 from .localfiles import LocalFiles
@@ -55,6 +56,16 @@ def node_parts(
     """The node-local parts (no I/O yet): the cache and journal of this store's namespace
     (endpoint, bucket, prefix, organization), and the organization's local files."""
     s = settings
+    # A folder another local user could write into is refused before anything in it is
+    # read: a planted journal segment would be uploaded with this user's credentials.
+    for folder, what in (
+        (s.cache_dir, "cache_dir"),
+        (s.cache_dir / "cache", "node cache folder"),
+        (s.cache_dir / "journal", "journal folder"),
+        (s.cache_dir / "files", "local-file records folder"),
+    ):
+        if folder.exists():
+            check_private(folder, what)
     where = s.endpoint_url if s.endpoint_url != "local" else f"local:{s.server_dir}"
     namespace = namespace_of("memory" if injected else where, s.bucket, s.prefix, s.organization_id)
     return (

@@ -98,12 +98,20 @@ class Quota:
         self.enforcement = enforcement
         self._grace = grace
         self._lease_id = uuid.uuid4().hex
+        self._adopted: set[str] = set()
         self._lock = threading.RLock()
         self._state = Account()
 
     @property
     def lease_id(self) -> str:
         return self._lease_id
+
+    def adopt(self, lease_ids: set[str]) -> None:
+        """Take over the leases of dead processes whose journals this store replays: they
+        are reclaimed at the next ledger update (their owners are gone: their journal
+        segments were unlocked), and what they held for those saves becomes ours."""
+        with self._lock:
+            self._adopted |= lease_ids - {self._lease_id}
 
     # -- spending ------------------------------------------------------------------------
 
@@ -321,6 +329,7 @@ class Quota:
             now = self._records.server_time()
             low = now[0] if now else time.time()
             expired = ledger.expired(low)
+            expired += [lease for lease in self._adopted if lease in ledger.leases]
             # A possible over-count (drift) is repaired at a quiet moment: no other store
             # holds a lease whose unsettled changes a recount could not place.
             drifting = ledger.drift or any(delta.ambiguous for delta in self._state.deltas)
@@ -333,6 +342,11 @@ class Quota:
                 # began, so the listing has it: its own changes are settled by it.
                 account = replace(account, deltas=[])
             state = account.settled_into(ledger, self._lease_id)
+            for lease in self._adopted:
+                hold = ledger.holds.pop(lease, None)
+                if hold is not None:
+                    state.allowance_files += hold.files
+                    state.allowance_bytes += hold.bytes
             apply(ledger, state)
             nonce = uuid.uuid4().hex[:16]
             state.write_lease(ledger, self._lease_id, low, self._grace, nonce)
@@ -350,6 +364,7 @@ class Quota:
                 if not self._landed(nonce if self._lease_id in ledger.leases else None):
                     continue
             self._state = state
+            self._adopted.clear()
             return ledger
         raise StorageUnavailableError(
             f"The usage ledger kept changing under {_MAX_CONFLICTS} attempts to update it "

@@ -22,6 +22,7 @@ from .errors import (
     OutcomeUnknownError,
     PreconditionFailedError,
 )
+from .fs import write_private
 from .s3client import APPLIED, S3Connection
 from .s3errors import Failure, classify
 from .transfer import download_parts, upload_parts
@@ -206,7 +207,7 @@ class S3Backend:
         if info.size <= self._c.chunk:
             data = self.get(key)
             assert data is not None
-            path.write_bytes(data.body)
+            write_private(path, data.body)
             if progress is not None:
                 progress(len(data.body))
             return data.info
@@ -335,13 +336,19 @@ class S3Backend:
         found: builtins.list[StaleUpload] = []
         markers: dict[str, Any] = {}
         while True:
-            page = self._c.call(
-                "list uploads",
-                self.prefix or "/",
-                lambda markers=markers: self.client.list_multipart_uploads(  # type: ignore[misc]
-                    Bucket=self._c.bucket, Prefix=self.prefix, **markers
-                ),
-            )
+
+            def request(markers: dict[str, Any] = markers) -> Any:
+                try:
+                    return self.client.list_multipart_uploads(
+                        Bucket=self._c.bucket, Prefix=self.prefix, **markers
+                    )
+                except bce.ClientError as exc:
+                    # rclone answers NoSuchUpload for a bucket that never had an upload.
+                    if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                        return {"Uploads": []}
+                    raise
+
+            page = self._c.call("list uploads", self.prefix or "/", request)
             for upload in page.get("Uploads", []):
                 initiated = upload.get("Initiated")
                 moment = initiated.timestamp() if initiated is not None else None

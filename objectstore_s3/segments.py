@@ -116,6 +116,7 @@ class PendingEntry:
     length: int
     segment: Segment = field(repr=False, compare=False)
     offset: int = field(repr=False, default=0)
+    lease: str | None = None  # the quota lease that holds room for it
 
 
 def parse(segment: Segment) -> tuple[list[PendingEntry], int]:
@@ -156,6 +157,7 @@ def parse(segment: Segment) -> tuple[list[PendingEntry], int]:
                     end - start,
                     segment,
                     start,
+                    str(meta["lease"]) if meta.get("lease") else None,
                 )
     if damaged:
         log.error(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,9 +108,23 @@ class ObjectStore:
         used = self._core.quota.list_usage()
         return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
 
-    def reconcile_usage(self) -> StorageUsage:
-        """Recount the organization's usage into the ledger (repairs drift)."""
-        used = self._core.quota.reconcile()
+    def reconcile_usage(self, *, abort_uploads_older_than: float = 3600.0) -> StorageUsage:
+        """Recount the organization's usage into the ledger (repairs drift), and abort its
+        incomplete multipart uploads older than an hour: killed sync-backs leave them, and
+        AWS bills their parts."""
+        core = self._core
+        used = core.quota.reconcile()
+        now = core.objects.server_time()
+        cutoff = (now[0] if now else time.time()) - abort_uploads_older_than
+        stale = list(core.objects.stale_uploads(cutoff))
+        for upload in stale:
+            core.objects.abort_upload(upload)
+        if stale:
+            log.info(
+                "Aborted %d incomplete multipart upload(s) older than %.0f s",
+                len(stale),
+                abort_uploads_older_than,
+            )
         return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
 
     # -- saving --------------------------------------------------------------------------
@@ -374,7 +389,7 @@ class ObjectStore:
             return self._core_instance
 
     def _assemble(self) -> Parts:
-        return assemble(
+        parts = assemble(
             self.settings,
             self._connection(),
             self._space,
@@ -383,6 +398,8 @@ class ObjectStore:
             self._cache,
             self._report,
         )
+        parts.quota.adopt(self._journal.adopted_leases)
+        return parts
 
     # -- validation ------------------------------------------------------------------------
 

@@ -353,7 +353,13 @@ class WriteBehind(Writer):
             return False
         try:
             self.journal.record(
-                key, "put", data, base=base, accepted_server=self.backend.server_time(), token=token
+                key,
+                "put",
+                data,
+                base=base,
+                accepted_server=self.backend.server_time(),
+                token=token,
+                lease=self.quota.lease_id,
             )
         except BaseException:
             self.quota.release(token)
