@@ -96,7 +96,11 @@ def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
 
 # The backends every store test runs on; rclone (no conditional writes, so quotas are
 # best effort there) runs the modules listed in RCLONE_MODULES.
-BACKENDS = ["memory", "moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)]
+BACKENDS = [
+    "memory",
+    pytest.param("moto", marks=pytest.mark.moto),
+    pytest.param("seaweedfs", marks=pytest.mark.seaweedfs),
+]
 RCLONE_MODULES = {"test_contract", "test_rclone"}
 
 
