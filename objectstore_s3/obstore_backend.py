@@ -199,11 +199,18 @@ class ObstoreBackend:
             # A short chunk was the last page (S3 pages hold 1000): the next call into the
             # stream only ends it, no request (this only keeps `on_request` counts true).
             request = "ListObjectsV2" if len(chunk) >= _LIST_CHUNK else None
-            for meta in chunk:
+            if chunk:
+                last = chunk[-1]["path"]  # only a later call into the stream can fail
+            for meta in chunk:  # _info inlined: this loop is most of a listing's own time
                 name = meta["path"]
-                last = name
                 if name.startswith(full):
-                    yield _info(name[cut:], meta)
+                    etag = meta["e_tag"] or '""'
+                    yield ObjectInfo(
+                        name[cut:],
+                        meta["size"],
+                        etag if etag[0] == '"' else f'"{etag}"',
+                        meta["last_modified"].timestamp(),
+                    )
 
     # -- transfers -----------------------------------------------------------------------
 
