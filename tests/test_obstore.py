@@ -242,6 +242,32 @@ def test_explicit_keys_ignore_a_session_token_in_the_environment(
     assert backend.head("token-test") is not None
 
 
+def test_aws_endpoint_uses_virtual_hosting_and_the_credential_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")  # found by boto3's chain
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret")
+    settings = ObjectStoreSettings(
+        endpoint_url="aws", region="eu-west-1", bucket="my-bucket", local_root=tmp_path,
+        transport="obstore",
+    )  # fmt: skip
+    config = open_obstore(settings)._store.config
+    assert "endpoint" not in config  # obstore picks AWS's own endpoint
+    assert (config["region"], config["virtual_hosted_style_request"]) == ("eu-west-1", "true")
+    dotted = open_obstore(settings.model_copy(update={"bucket": "my.dotted.bucket"}))
+    assert dotted._store.config["virtual_hosted_style_request"] == "false"  # TLS names
+    assert not (tmp_path / ".server").exists()  # no embedded server was started
+
+
+def test_no_credentials_at_all_is_a_permission_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role here
+    settings = ObjectStoreSettings(endpoint_url="aws", local_root=tmp_path, transport="obstore")
+    with pytest.raises(StoragePermissionError, match="OBJECTSTORE_ACCESS_KEY_ID"):
+        ObjectStore(settings).contains_key("k")
+
+
 # -- the missing extra ---------------------------------------------------------------------
 
 
