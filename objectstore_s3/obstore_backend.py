@@ -13,7 +13,6 @@ A process that only reads never makes the boto3 side.
 
 from __future__ import annotations
 
-import builtins
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from .backend import ObjectData, ObjectInfo, Progress, StaleUpload, content_etag
 from .errors import KeyNotFoundError, OutcomeUnknownError, PreconditionFailedError
 from .obstore_client import APPLIED, SMALL_BODY, ObstoreConnection
 from .obstore_errors import Failure, classify
-from .transfer import download_parts, upload_parts
+from .transfer import _run_all as run_all  # the same "first error cancels the rest"
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta, PutMode
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["ObstoreBackend"]
 
 _LIST_CHUNK = 1000  # listing entries per call into obstore (one S3 page)
+_PIECE = 1024 * 1024  # a download's parts reach the file in pieces of about this size
 
 
 class ObstoreBackend:
@@ -227,20 +227,43 @@ class ObstoreBackend:
             if progress is not None:
                 progress(len(data.body))
             return data.info
-        download_parts(self, info, path, chunk=self._c.chunk, pool=self._c.pool, progress=progress)
+        self._download_parts(info, path, progress)
         return info
 
-    def get_range(self, key: str, start: int, end: int, if_match: str) -> bytes:
-        """Bytes start..end (inclusive) of the object at ETag `if_match` (for transfer.py)."""
-        path = self.prefix + key
-        options: Any = {"if_match": if_match, "range": (start, end + 1)}  # obstore: end excluded
-        return self._c.call(
-            "download",
-            key,
-            lambda: bytes(obstore.get(self._store, path, options=options).bytes()),
-            api="GetObject",
-            target=path,
-        )
+    def _download_parts(self, info: ObjectInfo, path: Path, progress: Progress | None) -> None:
+        """transfer.download_parts, with each ranged part (pinned with If-Match) streamed to
+        the file in pieces as it arrives rather than held whole: obstore fetches every part
+        in flight at once, and Rust's buffers freed on another thread stay with that
+        thread's allocator arena, so whole parts would also raise the peak of a later
+        upload in the same process. A failed attempt's part is rewritten by the retry."""
+        full = self.prefix + info.key
+        part = self._c.chunk
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.ftruncate(fd, info.size)
+
+            def fetch(start: int) -> None:
+                end = min(start + part, info.size)
+                options: Any = {"if_match": info.etag, "range": (start, end)}  # end excluded
+
+                def request() -> int:
+                    at = start
+                    result = obstore.get(self._store, full, options=options)
+                    for piece in result.stream(min_chunk_size=_PIECE):
+                        view = memoryview(piece)
+                        while view:
+                            written = os.pwrite(fd, view, at)
+                            view, at = view[written:], at + written
+                    return at
+
+                if self._c.call("download", info.key, request, api="GetObject", target=full) != end:
+                    raise PreconditionFailedError(f"'{info.key}' changed during the download")
+                if progress is not None:
+                    progress(end - start)
+
+            run_all(self._c.pool, fetch, list(range(0, info.size, part)))
+        finally:
+            os.close(fd)
 
     def upload(
         self,
@@ -253,13 +276,10 @@ class ObstoreBackend:
         progress: Progress | None = None,
     ) -> ObjectInfo:
         size = path.stat().st_size
-        if size > self._c.threshold:
-            return upload_parts(
-                self,
+        if size > self._c.threshold:  # multipart, through boto3 (module docstring)
+            return self._boto.upload(
                 key,
                 path,
-                chunk=self._c.chunk,
-                pool=self._c.pool,
                 if_match=if_match,
                 if_none_match=if_none_match,
                 unchanged=unchanged,
@@ -272,38 +292,6 @@ class ObstoreBackend:
         if progress is not None:
             progress(size)
         return info
-
-    # The multipart requests of transfer.py's PartClient go through boto3 (module docstring).
-
-    def create_upload(self, key: str) -> str:
-        return self._boto.create_upload(key)
-
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
-        return self._boto.upload_part(key, upload_id, number, data)
-
-    def complete_upload(
-        self,
-        key: str,
-        upload_id: str,
-        parts: builtins.list[tuple[int, str]],
-        *,
-        if_match: str | None,
-        if_none_match: str | None,
-        expected_etag: str,
-        size: int,
-    ) -> ObjectInfo:
-        return self._boto.complete_upload(
-            key,
-            upload_id,
-            parts,
-            if_match=if_match,
-            if_none_match=if_none_match,
-            expected_etag=expected_etag,
-            size=size,
-        )
-
-    def abort_upload_id(self, key: str, upload_id: str) -> None:
-        self._boto.abort_upload_id(key, upload_id)
 
     # -- clock, stale uploads, bucket ------------------------------------------------------
 
