@@ -435,6 +435,34 @@ def test_large_files_move_in_parts_with_conditions(
 
 
 @seaweedfs
+def test_a_part_cut_mid_download_is_fetched_again(
+    fault_proxy: FaultProxy,
+    settings: Callable[..., ObjectStoreSettings],
+    tmp_path: Path,
+    scope: str,
+) -> None:
+    five = 5 * MiB
+    config = settings(
+        endpoint_url=fault_proxy.url, multipart_threshold_bytes=five, multipart_chunksize_bytes=five
+    )
+    backend = open_obstore(config).scoped(scope)
+    source = tmp_path / "big.bin"
+    source.write_bytes(bytes(range(256)) * (11 * MiB // 256))
+    old = backend.upload("big", source)
+    ranged = lambda headers: "range" in headers  # noqa: E731
+    fault_proxy.add_rule(Fault.cut_response(2 * MiB), method="GET", header=ranged, times=1)
+    target = tmp_path / "copy.bin"
+    backend.download("big", target)
+    assert target.read_bytes() == source.read_bytes()
+    gets = [r for r in fault_proxy.requests if r.method == "GET" and "range" in r.headers]
+    assert len(gets) == 4  # three parts, one of them twice
+    # A part of another version is refused (If-Match), never stitched in.
+    backend.put("big", b"a new, small version")
+    with pytest.raises(PreconditionFailedError):
+        backend._download_parts(old, target, None)
+
+
+@seaweedfs
 def test_listing_prefixes_match_the_boto3_transport(
     settings: Callable[..., ObjectStoreSettings], scope: str
 ) -> None:
