@@ -172,17 +172,19 @@ class ObstoreBackend:
         # folder above the prefix is listed from just below it, and names are filtered.
         full = self.prefix + prefix
         folder = full[: full.rfind("/") + 1]
-        last = _just_below(full) if len(full) > len(folder) else None
+        start = _just_below(full) if len(full) > len(folder) else None
         cut = len(self.prefix)
         stream: Any = None
+        seen: set[str] = set()  # what was yielded, skipped if a failed listing starts over
 
         def page() -> Sequence[ObjectMeta] | None:
             nonlocal stream
             try:
                 if stream is None:
-                    # On a retry, resumed after the last name seen (S3's start-after).
+                    # A retry starts over rather than after the last name: on SeaweedFS a
+                    # start-after "a" also skips "a/b", and servers order names differently.
                     stream = obstore.list(
-                        self._store, folder or None, offset=last, chunk_size=_LIST_CHUNK
+                        self._store, folder or None, offset=start, chunk_size=_LIST_CHUNK
                     )
                 return next(stream, None)
             except BaseException:
@@ -199,11 +201,10 @@ class ObstoreBackend:
             # A short chunk was the last page (S3 pages hold 1000): the next call into the
             # stream only ends it, no request (this only keeps `on_request` counts true).
             request = "ListObjectsV2" if len(chunk) >= _LIST_CHUNK else None
-            if chunk:
-                last = chunk[-1]["path"]  # only a later call into the stream can fail
             for meta in chunk:  # _info inlined: this loop is most of a listing's own time
                 name = meta["path"]
-                if name.startswith(full):
+                if name.startswith(full) and name not in seen:
+                    seen.add(name)
                     etag = meta["e_tag"] or '""'
                     yield ObjectInfo(
                         name[cut:],

@@ -463,6 +463,20 @@ def test_a_part_cut_mid_download_is_fetched_again(
 
 
 @seaweedfs
+def test_a_listing_cut_on_its_second_page_starts_over_without_duplicates(
+    fault_proxy: FaultProxy, settings: Callable[..., ObjectStoreSettings], scope: str
+) -> None:
+    backend = open_obstore(settings(endpoint_url=fault_proxy.url)).scoped(scope)
+    names = [f"k{index:04d}" for index in range(1005)]  # two pages of S3's 1000
+    for name in names:
+        backend.put(name, b"")
+    fault_proxy.add_rule(Fault.cut_response(100), method="GET", query="continuation-token", times=1)
+    assert [info.key for info in backend.list()] == names
+    pages = [r.query for r in fault_proxy.requests if "list-type=2" in r.query]
+    assert len(pages) == 4  # page 1, page 2 (cut), then page 1 and page 2 again
+
+
+@seaweedfs
 def test_listing_prefixes_match_the_boto3_transport(
     settings: Callable[..., ObjectStoreSettings], scope: str
 ) -> None:
