@@ -2,13 +2,15 @@
 scope of its backend, the retry loop every obstore request goes through, and the boto3
 side for the few requests obstore cannot make.
 
-obstore's own retries are off (`max_retries=0`): it re-sends a PUT after a 5xx or a
-dropped connection too, so a conditional write that landed but whose answer was lost
-would come back 412 from its own retry, and the success would be reported as a failed
-precondition. Ours are s3client.py's: reads retry on any fault (the body is read inside
-the attempt, so nothing partial is returned); after a write that may have landed, a 412
-is checked with `verify` (a HEAD comparing the ETag with the MD5 of what was sent), and
-an outcome that cannot be told is `OutcomeUnknownError`.
+obstore's own retries are off (`max_retries=0`): it re-sends a PUT after a 5xx (a 500
+answered three times with `max_retries=2`), so a conditional write that landed but was
+answered 5xx (a gateway giving up on a slow server) would come back 412 from obstore's
+own retry, and the success would be reported as a failed precondition. (After a reset
+that follows the request it does not retry: that surfaces as an error.) Ours are
+s3client.py's: reads retry on any fault (the body is read inside the attempt, so nothing
+partial is returned); after a write that may have landed, a 412 is checked with `verify`
+(a HEAD comparing the ETag with the MD5 of what was sent), and an outcome that cannot be
+told is `OutcomeUnknownError`.
 
 Timeouts: `connect_timeout` and `read_timeout` are the settings'. obstore's read timeout
 runs from the request's start to the first byte of the answer, not per socket write as
