@@ -1,14 +1,17 @@
 """From settings to a `Backend`: the endpoint (AWS, a URL, or the embedded server) and
-the transport. Imported lazily by the store, so `import objectstore_s3` stays light."""
+the transport (boto3, or obstore with the `fast` extra). Imported lazily by the store, so
+`import objectstore_s3` stays light."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errors import ObjectStoreError
 from .server import resolve_endpoint
 
 if TYPE_CHECKING:
     from .backend import Backend
+    from .server import Endpoint
     from .settings import ObjectStoreSettings
 
 __all__ = ["open_backend"]
@@ -17,9 +20,25 @@ __all__ = ["open_backend"]
 def open_backend(settings: ObjectStoreSettings) -> Backend:
     """A backend on the configured bucket (starting the embedded server if it is used)."""
     endpoint = resolve_endpoint(settings)
-    from .s3 import S3Backend
+    backend = _obstore(settings, endpoint) if settings.transport == "obstore" else None
+    if backend is None:
+        from .s3 import S3Backend
 
-    backend = S3Backend(settings, endpoint)
+        backend = S3Backend(settings, endpoint)
     if settings.endpoint_url == "local":
         backend.create_bucket()  # the embedded server starts empty
     return backend
+
+
+def _obstore(settings: ObjectStoreSettings, endpoint: Endpoint) -> Backend:
+    try:
+        from .obstore_backend import ObstoreBackend
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "obstore":
+            raise
+        raise ObjectStoreError(
+            "OBJECTSTORE_TRANSPORT=obstore needs the obstore package, which is not "
+            "installed: pip install 'objectstore-s3[fast]' (or set "
+            "OBJECTSTORE_TRANSPORT=boto3)."
+        ) from exc
+    return ObstoreBackend(settings, endpoint)

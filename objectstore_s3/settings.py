@@ -21,6 +21,7 @@ __all__ = ["Mode", "ObjectStoreSettings", "StoragePermissions"]
 
 Mode = Literal["backtest", "live", "research"]
 QuotaEnforcement = Literal["exact", "best_effort", "off"]
+Transport = Literal["boto3", "obstore"]
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -119,6 +120,8 @@ class ObjectStoreSettings(BaseSettings):
     quota_enforcement: QuotaEnforcement = "exact"
 
     # Network: bounded so that an unreachable endpoint fails in seconds.
+    # boto3 (default) or obstore (the `fast` extra: Rust HTTP, ~2x less time per request).
+    transport: Transport = "boto3"
     connect_timeout_seconds: float = Field(3.0, gt=0)
     read_timeout_seconds: float = Field(30.0, gt=0)
     max_attempts: int = Field(3, ge=1, le=20)

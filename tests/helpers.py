@@ -9,6 +9,18 @@ from objectstore_s3 import ObjectStore
 from objectstore_s3.quota import LEDGER
 
 
+def server_errors(backend_name: str) -> tuple[type[BaseException], ...]:
+    """The client library's classes for an error answer, which ours are chained from:
+    botocore's ClientError, or obstore's (a 404 is the builtin FileNotFoundError)."""
+    if backend_name.endswith("-obstore"):
+        import obstore.exceptions
+
+        return (obstore.exceptions.BaseError, FileNotFoundError)
+    import botocore.exceptions
+
+    return (botocore.exceptions.ClientError,)
+
+
 def requests_of(store: ObjectStore, key: str | None = None) -> list[str]:
     """A live list of the S3 operations the store sends from now on (on `key` only)."""
     calls: list[str] = []

@@ -18,6 +18,7 @@ from objectstore_s3 import (
 )
 from objectstore_s3.server import SeaweedServer
 from tests.conftest import StoreFactory, store_settings, unreachable_settings
+from tests.helpers import server_errors
 
 
 def test_refused_connection_is_unavailable_in_bounded_time(tmp_path: Path) -> None:
@@ -47,7 +48,7 @@ def test_missing_bucket_is_named(make_store: StoreFactory, backend_name: str) ->
             call()
         assert "OBJECTSTORE_BUCKET" in str(caught.value)
         if backend_name != "memory":
-            assert isinstance(caught.value.__cause__, botocore.exceptions.ClientError)
+            assert isinstance(caught.value.__cause__, server_errors(backend_name))
 
 
 def test_failed_save_leaves_no_trace(

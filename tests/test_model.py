@@ -11,7 +11,8 @@ late write-behind upload depends on timing within the server's one-second resolu
 the model takes what the bucket shows, if it is one of the two outcomes it allows.
 
 Examples per backend: MODEL_EXAMPLES (default 500 in memory, 20 on moto, 12 on
-SeaweedFS); seeded (derandomize), so a failure reproduces.
+SeaweedFS through each transport, boto3 and obstore); seeded (derandomize), so a failure
+reproduces.
 """
 
 from __future__ import annotations
@@ -182,6 +183,13 @@ class S3Env(Env):
             return None
         assert data is not None
         return dict(json.loads(data.body))
+
+
+class ObstoreEnv(S3Env):
+    """A real S3 server through the obstore transport."""
+
+    def connection(self) -> dict[str, Any]:
+        return {**super().connection(), "transport": "obstore"}
 
 
 class MotoEnv(S3Env):
@@ -463,4 +471,12 @@ def test_model_on_moto(modes: tuple[str, str]) -> None:
 def test_model_on_seaweedfs(seaweed: SeaweedServer, modes: tuple[str, str]) -> None:
     run_state_machine_as_test(
         lambda: StoreMachine(lambda: S3Env(seaweed), modes), settings=_settings(12)
+    )
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.parametrize("modes", MODES, ids=MODE_IDS)
+def test_model_on_seaweedfs_obstore(seaweed: SeaweedServer, modes: tuple[str, str]) -> None:
+    run_state_machine_as_test(
+        lambda: StoreMachine(lambda: ObstoreEnv(seaweed), modes), settings=_settings(12)
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
 
 
@@ -18,3 +20,17 @@ def test_objectstore_fixture_is_a_fresh_moto_store(
 
 def test_each_test_gets_its_own_bucket(objectstore: ObjectStore) -> None:
     assert objectstore.keys == []  # nothing from the previous test
+
+
+@pytest.fixture
+def obstore_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBJECTSTORE_TRANSPORT", "obstore")
+
+
+@pytest.mark.usefixtures("obstore_in_environment")
+def test_fixture_stays_on_moto_whatever_the_transport_setting(
+    objectstore: ObjectStore, objectstore_settings: ObjectStoreSettings
+) -> None:
+    assert objectstore_settings.transport == "boto3"  # moto intercepts botocore only
+    objectstore.save("k", b"v")
+    assert objectstore.read_bytes("k") == b"v"
