@@ -130,6 +130,9 @@ class ObjectStoreSettings(BaseSettings):
     multipart_threshold_bytes: int = Field(16 * MiB, ge=5 * MiB)
     multipart_chunksize_bytes: int = Field(16 * MiB, ge=5 * MiB)
     max_concurrency: int = Field(8, ge=1, le=64)
+    # Iteration and read_many fetch up to max_concurrency values at once and stop
+    # fetching ahead while this many bytes wait for the caller.
+    read_ahead_bytes: int = Field(64 * MiB, ge=0)
 
     @field_validator("cache_dir", "local_root", "server_dir", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +31,7 @@ from .flusher import Flusher
 from .keys import KeySpace, normalize_key
 from .lean import PERMISSION_MESSAGES, Generic_, KeyValuePair, ObjectStat, StorageUsage
 from .parts import Parts, assemble, exit_hook, node_parts, register_exit
+from .readahead import fetch_ahead
 from .settings import ObjectStoreSettings
 from .view import Listed
 
@@ -247,15 +248,34 @@ class ObjectStore:
         return [item.key for item in self._core.view.listing()]
 
     def __iter__(self) -> Iterator[KeyValuePair]:
-        """Each key once, sorted, from a snapshot: deleting while iterating is safe."""
+        """Each key once, sorted, from a snapshot: deleting while iterating is safe.
+        Values are fetched ahead (max_concurrency at once, read_ahead_bytes waiting)."""
         self._require("read")
         view = self._core.view
-        for key in [item.key for item in view.listing()]:
+        for key, result in self._ahead([item.key for item in view.listing()]):
             try:
-                value = view.read(key)
+                value = result()
             except KeyNotFoundError:
                 continue  # deleted since the snapshot (perhaps by this very loop)
             yield KeyValuePair(key, value)
+
+    def read_many(self, keys: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
+        """`(key, read_bytes(key))` for each key, in order, fetched ahead in parallel like
+        iteration; a missing key raises KeyNotFoundError when its turn comes. The keys are
+        checked before anything is fetched."""
+        self._require("read")
+        names = [self._key(key) for key in keys]
+        return ((key, result()) for key, result in self._ahead(names))
+
+    def _ahead(self, keys: list[str]) -> Iterator[tuple[str, Callable[[], bytes | None]]]:
+        s, core = self.settings, self._core
+        return fetch_ahead(
+            core.view.read,
+            keys,
+            mark=core.writer.written,
+            workers=s.max_concurrency,
+            max_bytes=s.read_ahead_bytes,
+        )
 
     def __contains__(self, key: object) -> bool:
         return self.contains_key(key)  # type: ignore[arg-type]

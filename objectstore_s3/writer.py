@@ -73,20 +73,36 @@ class Writer:
         self._accept_stripes = [threading.RLock() for _ in range(_STRIPES)]
         self._flush_lock = threading.RLock()
         self._refused: set[tuple[str, int, int]] = set()
+        self._writes = [0] * _STRIPES
+
+    def written(self, key: str) -> int:
+        """A count that changes when this process starts or ends a write of the key (or of
+        a key sharing its lock): a value read between two equal counts is current."""
+        return self._writes[zlib.crc32(key.encode()) % _STRIPES]
 
     @contextmanager
     def locked(self, key: str) -> Iterator[None]:
         """This process's lock on committing one key (held across the request)."""
-        with self._stripes[zlib.crc32(key.encode()) % _STRIPES]:
-            yield
+        stripe = zlib.crc32(key.encode()) % _STRIPES
+        with self._stripes[stripe]:
+            self._writes[stripe] += 1
+            try:
+                yield
+            finally:
+                self._writes[stripe] += 1
 
     @contextmanager
     def accepting(self, key: str) -> Iterator[None]:
         """A short lock on one key's node state: a write-behind accept (which reads the
         key's base and journals it) and the bookkeeping after a commit never interleave,
         so a save accepted during an upload expects that upload's object."""
-        with self._accept_stripes[zlib.crc32(key.encode()) % _STRIPES]:
-            yield
+        stripe = zlib.crc32(key.encode()) % _STRIPES
+        with self._accept_stripes[stripe]:
+            self._writes[stripe] += 1
+            try:
+                yield
+            finally:
+                self._writes[stripe] += 1
 
     # -- the operations (modes override put and delete) ------------------------------------
 
