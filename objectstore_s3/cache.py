@@ -87,6 +87,10 @@ class CacheEntry:
     etag: str
     validated_at: float
 
+    @property
+    def meta(self) -> CacheMeta:
+        return CacheMeta(self.etag, len(self.body), self.validated_at)
+
 
 def namespace_of(*parts: str) -> str:
     """A short stable name for (endpoint, bucket, prefix, organization)."""
@@ -135,6 +139,9 @@ class NodeCache:
                 disk=RawDisk,
                 size_limit=self.size_limit,
                 eviction_policy="least-recently-stored",
+                # Values up to 256 KiB stay in the database: a cached read is one row
+                # read, no value file to open (SQLite reads small blobs faster than files).
+                disk_min_file_size=256 * 1024,
                 timeout=5,
             )
         return self._cache
@@ -214,14 +221,13 @@ class NodeCache:
 
         self._guarded(apply, key, write=True)
 
-    def touch(self, key: str, entry: CacheEntry) -> None:
-        """Restart an entry's age after a revalidation (304), unless it was replaced."""
+    def touch(self, key: str, entry: CacheEntry, generation: int) -> None:
+        """Restart an entry's age after a revalidation (304), unless a write to the key
+        happened since `generation` (the entry may be replaced by a newer value)."""
 
         def apply(cache: diskcache.Cache) -> None:
             with cache.transact():
-                if (current := cache.get(self._key(key), read=True)) is not None:
-                    if not isinstance(current, bytes):
-                        current.close()
+                if cache.get(self._generation_key(key), 0) == generation:
                     self._set(cache, key, entry.body, entry.etag, time.time())
 
         self._guarded(apply, key, write=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .backend import Backend, ObjectInfo
-from .cache import CacheMeta, NodeCache
+from .cache import CacheEntry, CacheMeta, NodeCache
 from .errors import KeyNotFoundError
 from .journal import Journal
 from .localfiles import LocalFiles
@@ -30,6 +30,7 @@ class KeyState:
     kind: Kind
     entry: PendingEntry | None = None
     cached: CacheMeta | None = None  # set for "cached", and for "unknown" with a stale entry
+    body: CacheEntry | None = None  # the cached value, when the state was asked with_body
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class NodeView:
         self._max_age = max_age
         self._is_key = is_key
 
-    def state(self, key: str) -> KeyState:
+    def state(self, key: str, *, with_body: bool = False) -> KeyState:
         registered = self.files.is_registered(key)
         if registered and self.files.is_changed(key):
             return KeyState("local")
@@ -75,10 +76,12 @@ class NodeView:
         entry = self.journal.get(key)
         if entry is not None:
             return KeyState("pending_put" if entry.op == "put" else "pending_delete", entry)
-        meta = self.cache.meta(key)
+        # A read takes the whole entry in one lookup; others read only its header.
+        body = self.cache.get(key) if with_body else None
+        meta = body.meta if body is not None else None if with_body else self.cache.meta(key)
         if meta is not None and self._fresh(meta):
-            return KeyState("cached", cached=meta)
-        return KeyState("unknown", cached=meta)
+            return KeyState("cached", cached=meta, body=body)
+        return KeyState("unknown", cached=meta, body=body)
 
     def _fresh(self, meta: CacheMeta) -> bool:
         if self._max_age is not None:
@@ -89,7 +92,7 @@ class NodeView:
 
     def read(self, key: str) -> bytes | None:
         """The key's value as this node sees it; None for a registered, empty key."""
-        state = self.state(key)
+        state = self.state(key, with_body=True)
         if state.kind == "local":
             return self.files.path_for(key).read_bytes()
         if state.kind == "pending_delete":
@@ -102,26 +105,24 @@ class NodeView:
             state = KeyState("unknown")  # uploaded meanwhile: the bucket has it
         if state.kind == "registered":
             return None
-        if state.kind == "cached":
-            entry = self.cache.get(key)
-            if entry is not None:
-                return entry.body
-        return self._fetch(key, state.cached)
+        if state.kind == "cached" and state.body is not None:
+            return state.body.body
+        return self._fetch(key, state.body)
 
-    def _fetch(self, key: str, cached: CacheMeta | None) -> bytes | None:
+    def _fetch(self, key: str, entry: CacheEntry | None) -> bytes | None:
+        """GET the key (conditional on a stale cached copy) and fill the cache."""
         generation = self.cache.generation(key)
-        entry = self.cache.get(key) if cached is not None else None
         try:
             data = self.backend.get(key, if_none_match=entry.etag if entry else None)
         except KeyNotFoundError:
-            if cached is not None:
+            if entry is not None:
                 self.cache.invalidate(key)
             if self.files.is_registered(key):
                 return None  # handed out by get_file_path, nothing written yet
             raise
         if data is None:  # 304: the cached copy is current
             assert entry is not None
-            self.cache.touch(key, entry)
+            self.cache.touch(key, entry, generation)
             return entry.body
         self.cache.fill(key, data.body, data.info.etag, generation)
         return data.body

@@ -14,6 +14,7 @@ import diskcache
 import pytest
 
 from objectstore_s3 import KeyNotFoundError, ObjectStore
+from objectstore_s3.cache import NodeCache
 from tests.conftest import StoreFactory
 from tests.helpers import requests_of
 
@@ -183,3 +184,32 @@ def test_delete_removes_entry(store: ObjectStore) -> None:
     store.save("k", "v")
     store.delete("k")
     assert store._cache.get("k") is None
+
+
+def test_a_revalidation_does_not_put_back_a_value_replaced_meanwhile(tmp_path: Path) -> None:
+    """A 304 answers for the old copy; a write that landed meanwhile must stay cached."""
+    cache = NodeCache(tmp_path / "cache", "ns", 1 << 20)
+    cache.store("k", b"old", "etag-old")
+    entry = cache.get("k")
+    assert entry is not None
+    generation = cache.generation("k")  # a read takes it, then sends If-None-Match
+    cache.store("k", b"new", "etag-new")  # another thread's save lands first
+    cache.touch("k", entry, generation)  # the read's 304 comes back
+    current = cache.get("k")
+    assert current is not None
+    assert current.body == b"new"
+    cache.close()
+
+
+def test_values_up_to_256_kib_are_kept_inside_the_database(tmp_path: Path) -> None:
+    """One SQLite row read, no value file to open: the cached-read path of small values."""
+    cache = NodeCache(tmp_path / "cache", "ns", 1 << 30)
+    cache.store("small", b"s" * (200 * 1024), "e1")
+    cache.store("large", b"l" * (300 * 1024), "e2")
+    assert len(list((tmp_path / "cache").rglob("*.val"))) == 1
+    meta = cache.meta("small")
+    assert meta is not None
+    assert meta.size == 200 * 1024
+    assert (entry := cache.get("large")) is not None
+    assert entry.body == b"l" * (300 * 1024)
+    cache.close()
