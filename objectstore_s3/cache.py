@@ -33,12 +33,14 @@ from typing import Any, BinaryIO
 
 import diskcache
 
+from .cachefill import Fill, PendingFills
 from .fs import private_directory
 
 __all__ = ["CacheEntry", "CacheMeta", "NodeCache", "namespace_of"]
 
 log = logging.getLogger("objectstore_s3")
 
+_PENDING_FILL_BYTES = 32 * 1024 * 1024  # fills behind reads held in memory at most
 _MAGIC = b"OSC2"
 _HEADER = struct.Struct(">4sdQIB")  # magic, validated_at, size, crc32, etag length
 _DAMAGE = (sqlite3.DatabaseError, OSError)
@@ -127,6 +129,7 @@ class NodeCache:
         self._folder = str(directory)
         self._lock = threading.Lock()
         self._cache: diskcache.Cache | None = None
+        self._fills = PendingFills(self._land, max_bytes=_PENDING_FILL_BYTES)
 
     def _open(self, check_folder: bool = False) -> diskcache.Cache:
         # Reads skip the folder check (a stat per read): a deleted folder shows up as a
@@ -156,6 +159,9 @@ class NodeCache:
 
     def get(self, key: str) -> CacheEntry | None:
         """The cached entry, or None (also for a damaged or unreadable entry)."""
+        pending = self._pending(key)
+        if pending is not None:
+            return CacheEntry(pending.body, pending.etag, pending.validated_at)
         blob = self._guarded(lambda cache: cache.get(self._key(key), read=False), key)
         if not isinstance(blob, bytes):
             return None
@@ -171,6 +177,9 @@ class NodeCache:
 
     def meta(self, key: str) -> CacheMeta | None:
         """The entry's ETag, size and age, reading only its header."""
+        pending = self._pending(key)
+        if pending is not None:
+            return CacheMeta(pending.etag, len(pending.body), pending.validated_at)
         value = self._guarded(lambda cache: cache.get(self._key(key), read=True), key)
         if value is None:
             return None
@@ -183,6 +192,13 @@ class NodeCache:
         parsed = _parse_header(head)
         return None if parsed is None else parsed[0]
 
+    def _pending(self, key: str) -> Fill | None:
+        """A fill not yet landed, if it still passes the check it will land with."""
+        fill = self._fills.get(key)
+        if fill is None or self.generation(key) != fill.generation:
+            return None
+        return fill
+
     def generation(self, key: str) -> int:
         """The key's write generation; a fill is accepted only if it is still this."""
         value = self._guarded(lambda cache: cache.get(self._generation_key(key), 0), key)
@@ -190,19 +206,37 @@ class NodeCache:
 
     # -- writing -------------------------------------------------------------------------
 
-    def fill(self, key: str, body: bytes, etag: str, generation: int) -> None:
-        """Cache what a read got, unless a write to the key happened since `generation`."""
+    def fill(
+        self, key: str, body: bytes, etag: str, generation: int, *, had_entry: bool = True
+    ) -> None:
+        """Cache what a read got, unless a write to the key happened since `generation`.
+        The database write happens behind the read (cachefill.py). A value too large to
+        cache only removes the stale entry, if the read found one (`had_entry`)."""
+        fill = Fill(body, etag, generation, time.time())
+        if len(body) > self.max_value_size:
+            if had_entry:
+                self._land(key, fill, queued=False)
+        elif not self._fills.add(key, fill):
+            self._land(key, fill, queued=False)
 
+    def _land(self, key: str, fill: Fill, queued: bool = True) -> None:
         def apply(cache: diskcache.Cache) -> None:
+            if queued and not self._fills.is_pending(key, fill):
+                return  # dropped by a write or a clear of this process meanwhile
             with cache.transact():
-                if cache.get(self._generation_key(key), 0) == generation:
-                    self._set(cache, key, body, etag, time.time())
+                if cache.get(self._generation_key(key), 0) == fill.generation:
+                    self._set(cache, key, fill.body, fill.etag, fill.validated_at)
 
         self._guarded(apply, key, write=True)
+
+    def settle(self) -> None:
+        """Wait for the fills behind reads to land (tests; close does it too)."""
+        self._fills.settle()
 
     def store(self, key: str, body: bytes, etag: str, validated_at: float | None = None) -> None:
         """Cache a value the bucket accepted (a write: bumps the generation)."""
         at = time.time() if validated_at is None else validated_at
+        self._fills.discard(key)
 
         def apply(cache: diskcache.Cache) -> None:
             with cache.transact():
@@ -213,6 +247,7 @@ class NodeCache:
 
     def invalidate(self, key: str) -> None:
         """Forget the key (a write or delete whose result is not cached)."""
+        self._fills.discard(key)
 
         def apply(cache: diskcache.Cache) -> None:
             with cache.transact():
@@ -240,6 +275,7 @@ class NodeCache:
 
     def clear(self) -> None:
         """Drop this namespace's entries only; other organizations' stay."""
+        self._fills.discard_all()
 
         def apply(cache: diskcache.Cache) -> None:
             prefix = self.namespace + "/"
@@ -255,6 +291,7 @@ class NodeCache:
             cache.delete(self._key(key))
 
     def close(self) -> None:
+        self._fills.close()  # lands what is queued first
         with self._lock:
             self._close_quietly()
 

@@ -124,7 +124,7 @@ class NodeView:
             assert entry is not None
             self.cache.touch(key, entry, generation)
             return entry.body
-        self.cache.fill(key, data.body, data.info.etag, generation)
+        self.cache.fill(key, data.body, data.info.etag, generation, had_entry=entry is not None)
         return data.body
 
     def exists(self, key: str) -> bool:

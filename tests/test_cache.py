@@ -7,14 +7,16 @@ import os
 import pickle
 import shutil
 import stat
+import threading
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 import diskcache
 import pytest
 
 from objectstore_s3 import KeyNotFoundError, ObjectStore
-from objectstore_s3.cache import NodeCache
+from objectstore_s3.cache import CacheEntry, NodeCache
 from tests.conftest import StoreFactory
 from tests.helpers import requests_of
 
@@ -213,3 +215,48 @@ def test_values_up_to_256_kib_are_kept_inside_the_database(tmp_path: Path) -> No
     assert (entry := cache.get("large")) is not None
     assert entry.body == b"l" * (300 * 1024)
     cache.close()
+
+
+def test_a_fill_behind_a_read_is_served_before_it_lands(store: ObjectStore) -> None:
+    store.save("k", "v1")
+    store.clear()
+    calls = requests_of(store, "k")
+    assert store.read("k") == "v1"
+    assert store.read("k") == "v1"  # landed or still pending: no second GET either way
+    assert calls == ["GetObject"]
+    store._core.view.cache.settle()
+    assert store._core.view.cache.meta("k") is not None
+
+
+def test_a_pending_fill_never_shows_a_value_older_than_a_finished_write(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
+    """Another process on the node (same cache folder) writes after this read's GET."""
+    reader = make_store()
+    writer = make_store()  # same cache_dir: another process on the node
+    writer.save("k", "v1")
+    reader.clear()
+    cache = reader._core.view.cache
+    landed = threading.Event()
+    cache._fills._land = lambda key, fill: landed.wait(10)  # type: ignore[method-assign]
+    assert reader.read("k") == "v1"  # its fill is held back
+    writer.save("k", "v2")  # bumps the key's generation in the shared database
+    assert reader.read("k") == "v2"
+    landed.set()
+
+
+def test_writes_and_clear_drop_pending_fills(tmp_path: Path) -> None:
+    cache = NodeCache(tmp_path / "cache", "ns", 1 << 20)
+    gate = threading.Event()
+    land = cache._fills._land
+    cache._fills._land = lambda key, fill: (gate.wait(10), land(key, fill))  # type: ignore[method-assign]
+    for key in ("a", "b", "c"):
+        cache.fill(key, b"old", "e-old", cache.generation(key))
+    cache.invalidate("a")
+    cache.clear()
+    gate.set()
+    cache.settle()
+    assert [cache.get(key) for key in ("a", "b", "c")] == [None, None, None]
+    cache.fill("d", b"d", "e-d", cache.generation("d"))
+    cache.close()  # lands what is queued
+    assert NodeCache(tmp_path / "cache", "ns", 1 << 20).get("d") == CacheEntry(b"d", "e-d", ANY)
