@@ -104,8 +104,10 @@ class Backend(Protocol):
         *,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        etag: str | None = None,
     ) -> ObjectInfo:
-        """Store an object (optionally only if it is unchanged / absent)."""
+        """Store an object (optionally only if it is unchanged / absent). `etag`: the
+        data's content ETag (MD5) when the caller has computed it already."""
         ...
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:

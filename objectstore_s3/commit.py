@@ -101,13 +101,13 @@ class Committer:
     ) -> ObjectInfo | Superseded:
         """Write `data`; a `Superseded` if pending work lost to a newer object."""
 
+        expected = content_etag(data)  # once: the backend needs it too (lost answers)
+
         def send(condition: dict[str, str]) -> ObjectInfo:
-            return self._backend.put(key, data, **condition)
+            return self._backend.put(key, data, etag=expected, **condition)
 
         yields = None if accepted is None else _newer_than(accepted)
-        return self._write(
-            key, len(data), base, send, yields=yields, held=held, expected=content_etag(data)
-        )
+        return self._write(key, len(data), base, send, yields=yields, held=held, expected=expected)
 
     def put_file(
         self,

@@ -126,6 +126,7 @@ class MemoryBackend:
         *,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        etag: str | None = None,
     ) -> ObjectInfo:
         full = self.prefix + key
         self.bucket.request("PutObject", full)

@@ -126,12 +126,15 @@ class ObstoreBackend:
         *,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        etag: str | None = None,
     ) -> ObjectInfo:
         mode = _mode(if_match, if_none_match)
         if mode is None or len(data) > SMALL_BODY:
-            return self._boto.put(key, data, if_match=if_match, if_none_match=if_none_match)
+            return self._boto.put(
+                key, data, if_match=if_match, if_none_match=if_none_match, etag=etag
+            )
         path = self.prefix + key
-        expected = None if mode == "overwrite" else content_etag(data)
+        expected = None if mode == "overwrite" else (etag or content_etag(data))
         result = self._c.call(
             "write",
             key,
@@ -147,8 +150,8 @@ class ObstoreBackend:
                 raise OutcomeUnknownError(f"The write of '{key}' may not have landed")
             return info
         when = self._c.known_time()
-        etag = result["e_tag"] or content_etag(data)
-        return ObjectInfo(key, len(data), etag, when[0] if when else None)
+        answered = result["e_tag"] or etag or content_etag(data)
+        return ObjectInfo(key, len(data), answered, when[0] if when else None)
 
     def _landed(self, key: str, expected: str | None) -> bool:
         info = self.head(key)

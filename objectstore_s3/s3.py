@@ -135,10 +135,11 @@ class S3Backend:
         *,
         if_match: str | None = None,
         if_none_match: str | None = None,
+        etag: str | None = None,
     ) -> ObjectInfo:
         bucket_key = self.prefix + key
         extra = _conditions(if_match, if_none_match)
-        expected = content_etag(data) if extra else None
+        expected = (etag or content_etag(data)) if extra else None
         response = self._c.call(
             "write",
             key,
