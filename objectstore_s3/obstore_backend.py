@@ -24,7 +24,7 @@ from .backend import ObjectData, ObjectInfo, Progress, StaleUpload, content_etag
 from .errors import KeyNotFoundError, OutcomeUnknownError, PreconditionFailedError
 from .obstore_client import APPLIED, SMALL_BODY, ObstoreConnection
 from .obstore_errors import Failure, classify
-from .transfer import _run_all as run_all  # the same "first error cancels the rest"
+from .transfer import download_parts, write_at
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta, PutMode
@@ -231,43 +231,26 @@ class ObstoreBackend:
             if progress is not None:
                 progress(len(data.body))
             return data.info
-        self._download_parts(info, path, progress)
+        download_parts(self, info, path, chunk=self._c.chunk, pool=self._c.pool, progress=progress)
         return info
 
-    def _download_parts(self, info: ObjectInfo, path: Path, progress: Progress | None) -> None:
-        """transfer.download_parts, with each ranged part (pinned with If-Match) streamed to
-        the file in pieces as it arrives rather than held whole: obstore fetches every part
-        in flight at once, and Rust's buffers freed on another thread stay with that
-        thread's allocator arena, so whole parts would also raise the peak of a later
-        upload in the same process. A failed attempt's part is rewritten by the retry."""
-        full = self.prefix + info.key
-        part = self._c.chunk
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.ftruncate(fd, info.size)
+    def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
+        """transfer.RangeClient: one ranged part (pinned with If-Match) streamed to the file
+        in pieces as it arrives. obstore fetches every part in flight at once, and Rust's
+        buffers freed on another thread stay with that thread's allocator arena, so whole
+        parts would also raise the peak of a later upload in the same process."""
+        full = self.prefix + key
+        options: Any = {"if_match": if_match, "range": (start, end)}  # end excluded
 
-            def fetch(start: int) -> None:
-                end = min(start + part, info.size)
-                options: Any = {"if_match": info.etag, "range": (start, end)}  # end excluded
+        def request() -> int:
+            at = start
+            result = obstore.get(self._store, full, options=options)
+            for piece in result.stream(min_chunk_size=_PIECE):
+                at = write_at(fd, piece, at)
+            return at
 
-                def request() -> int:
-                    at = start
-                    result = obstore.get(self._store, full, options=options)
-                    for piece in result.stream(min_chunk_size=_PIECE):
-                        view = memoryview(piece)
-                        while view:
-                            written = os.pwrite(fd, view, at)
-                            view, at = view[written:], at + written
-                    return at
-
-                if self._c.call("download", info.key, request, api="GetObject", target=full) != end:
-                    raise PreconditionFailedError(f"'{info.key}' changed during the download")
-                if progress is not None:
-                    progress(end - start)
-
-            run_all(self._c.pool, fetch, list(range(0, info.size, part)))
-        finally:
-            os.close(fd)
+        written: int = self._c.call("download", key, request, api="GetObject", target=full)
+        return written
 
     def upload(
         self,

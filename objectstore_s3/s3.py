@@ -11,7 +11,7 @@ import builtins
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import botocore.exceptions as bce
 
@@ -25,7 +25,7 @@ from .errors import (
 from .fs import write_private
 from .s3client import APPLIED, S3Connection
 from .s3errors import Failure, classify
-from .transfer import download_parts, upload_parts
+from .transfer import PIECE, FileWindow, download_parts, upload_parts, write_at
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -248,17 +248,20 @@ class S3Backend:
 
     # PartClient, for transfer.py
 
-    def get_range(self, key: str, start: int, end: int, if_match: str) -> bytes:
+    def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
         bucket_key = self.prefix + key
 
-        def request() -> bytes:
+        def request() -> int:
             response = self.client.get_object(
                 Bucket=self._c.bucket,
                 Key=bucket_key,
-                Range=f"bytes={start}-{end}",
+                Range=f"bytes={start}-{end - 1}",
                 IfMatch=if_match,
             )
-            return response["Body"].read()
+            at = start
+            for piece in response["Body"].iter_chunks(PIECE):
+                at = write_at(fd, piece, at)
+            return at
 
         return self._c.call("download", key, request)
 
@@ -271,19 +274,21 @@ class S3Backend:
         )
         return str(response["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, body: FileWindow) -> str:
         bucket_key = self.prefix + key
-        response = self._c.call(
-            "upload",
-            key,
-            lambda: self.client.upload_part(
+
+        def request() -> Any:
+            body.seek(0)
+            return self.client.upload_part(
                 Bucket=self._c.bucket,
                 Key=bucket_key,
                 UploadId=upload_id,
                 PartNumber=number,
-                Body=data,
-            ),
-        )
+                Body=cast("IO[bytes]", body),  # a RawIOBase: read, seek, tell
+                ContentLength=len(body),
+            )
+
+        response = self._c.call("upload", key, request)
         return str(response["ETag"])
 
     def complete_upload(

@@ -6,32 +6,43 @@ transport implements (and retries) itself. Downloads pin the object's version wi
 `If-Match`, so a file is never stitched from two versions. Uploads compute each part's
 MD5 (the multipart ETag, to resolve a lost answer), ask `unchanged()` before completing,
 and abort the upload on any failure, so nothing partial is ever published.
+
+No part is held in memory whole: a downloaded part is written to the file piece by piece
+as it arrives, and an uploaded part is read from the file as it is sent (`FileWindow`),
+so memory stays near `concurrency` x 1 MiB whatever the part size.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .backend import ObjectInfo, Progress, multipart_etag
 from .errors import PreconditionFailedError
 
-__all__ = ["PartClient", "download_parts", "upload_parts"]
+__all__ = ["PIECE", "FileWindow", "PartClient", "RangeClient", "download_parts", "upload_parts"]
+
+PIECE = 1024 * 1024  # what is read or written at a time within a part
 
 
-class PartClient(Protocol):
-    def get_range(self, key: str, start: int, end: int, if_match: str) -> bytes:
-        """Bytes start..end (inclusive) of the object at ETag `if_match`."""
+class RangeClient(Protocol):
+    def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
+        """Write bytes start..end-1 of the object at ETag `if_match` into `fd` at their own
+        offsets as they arrive (an attempt that is retried rewrites them); returns the
+        offset after the last byte written."""
         ...
 
+
+class PartClient(RangeClient, Protocol):
     def create_upload(self, key: str) -> str: ...
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
-        """Upload one part; returns its ETag."""
+    def upload_part(self, key: str, upload_id: str, number: int, body: FileWindow) -> str:
+        """Upload one part (rewind `body` before each attempt); returns its ETag."""
         ...
 
     def complete_upload(
@@ -49,8 +60,61 @@ class PartClient(Protocol):
     def abort_upload_id(self, key: str, upload_id: str) -> None: ...
 
 
+def write_at(fd: int, piece: bytes | memoryview, at: int) -> int:
+    """Write all of `piece` at offset `at`; returns the offset after it."""
+    view = memoryview(piece)
+    while view:
+        written = os.pwrite(fd, view, at)
+        view, at = view[written:], at + written
+    return at
+
+
+class FileWindow(io.RawIOBase):
+    """`length` bytes of an open file from `offset`, readable and seekable: a part that is
+    read from the file as it is sent, not held in memory."""
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        super().__init__()
+        self._fd, self._offset, self._length, self._at = fd, offset, length, 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._length}[whence]
+        self._at = max(0, min(self._length, base + offset))
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._length - self._at)
+        if wanted <= 0:
+            return 0
+        data = os.pread(self._fd, wanted, self._offset + self._at)
+        buffer[: len(data)] = data
+        self._at += len(data)
+        return len(data)
+
+    def digest(self) -> bytes:
+        """The MD5 of the window (read in pieces; the position is left at the start)."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        self.seek(0)
+        while piece := self.read(PIECE):
+            md5.update(piece)
+        self.seek(0)
+        return md5.digest()
+
+
 def download_parts(
-    client: PartClient,
+    client: RangeClient,
     info: ObjectInfo,
     path: Path,
     *,
@@ -64,13 +128,11 @@ def download_parts(
         os.ftruncate(fd, info.size)
 
         def fetch(start: int) -> None:
-            end = min(start + chunk, info.size) - 1
-            data = client.get_range(info.key, start, end, info.etag)
-            if len(data) != end - start + 1:
+            end = min(start + chunk, info.size)
+            if client.get_range_into(info.key, start, end, info.etag, fd) != end:
                 raise PreconditionFailedError(f"'{info.key}' changed during the download")
-            os.pwrite(fd, data, start)
             if progress is not None:
-                progress(len(data))
+                progress(end - start)
 
         _run_all(pool, fetch, list(range(0, info.size, chunk)))
     finally:
@@ -98,11 +160,12 @@ def upload_parts(
     try:
 
         def send(number: int) -> None:
-            data = os.pread(fd, chunk, (number - 1) * chunk)
-            digests[number] = hashlib.md5(data, usedforsecurity=False).digest()
-            etags[number] = client.upload_part(key, upload_id, number, data)
+            start = (number - 1) * chunk
+            body = FileWindow(fd, start, max(0, min(chunk, size - start)))
+            digests[number] = body.digest()
+            etags[number] = client.upload_part(key, upload_id, number, body)
             if progress is not None:
-                progress(len(data))
+                progress(len(body))
 
         _run_all(pool, send, list(range(1, max(1, -(-size // chunk)) + 1)))
         if unchanged is not None and not unchanged():

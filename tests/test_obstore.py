@@ -38,6 +38,7 @@ from objectstore_s3.obstore_errors import Failure, classify, translate
 from objectstore_s3.s3 import S3Backend
 from objectstore_s3.server import SeaweedServer, resolve_endpoint
 from objectstore_s3.settings import ObjectStoreSettings
+from objectstore_s3.transfer import download_parts
 from tests.conftest import store_settings, unreachable_settings
 from tests.faultproxy import Fault, FaultProxy
 from tests.worker import ROOT, settings_json
@@ -459,7 +460,7 @@ def test_a_part_cut_mid_download_is_fetched_again(
     # A part of another version is refused (If-Match), never stitched in.
     backend.put("big", b"a new, small version")
     with pytest.raises(PreconditionFailedError):
-        backend._download_parts(old, target, None)
+        download_parts(backend, old, target, chunk=five, pool=backend._c.pool)
 
 
 @seaweedfs
