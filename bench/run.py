@@ -23,6 +23,7 @@ import io
 import itertools
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -81,9 +82,16 @@ def rotated(labels: list[str], round_: int) -> list[str]:
     return labels[shift:] + labels[:shift]
 
 
-def per_call(
-    actions: dict[str, Action], scale: Scale, per_round: int | None = None
-) -> dict[str, float]:
+class Medians(dict[str, float]):
+    """Median seconds per label, with this process's CPU seconds per call (all threads;
+    the server is another process) in `cpu`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu: dict[str, float] = {}
+
+
+def per_call(actions: dict[str, Action], scale: Scale, per_round: int | None = None) -> Medians:
     """Median seconds per call of each action: per round, each client's median of
     `per_round` calls (clients in rotated order); then the median over the rounds."""
     count = per_round or scale.per_round
@@ -92,32 +100,57 @@ def per_call(
         for _ in range(3):
             actions[label]()
     medians: dict[str, list[float]] = {label: [] for label in labels}
+    cpu: dict[str, float] = dict.fromkeys(labels, 0.0)
     for round_ in range(scale.rounds):
         for label in rotated(labels, round_):
             action = actions[label]
             samples = []
+            cpu_started = time.process_time()
             for _ in range(count):
                 started = time.perf_counter()
                 action()
                 samples.append(time.perf_counter() - started)
+            cpu[label] += time.process_time() - cpu_started
             medians[label].append(statistics.median(samples))
-    return {label: statistics.median(values) for label, values in medians.items()}
+    result = Medians()
+    for label, values in medians.items():
+        result[label] = statistics.median(values)
+        result.cpu[label] = cpu[label] / (count * scale.rounds)
+    return result
 
 
-def per_round(runs: dict[str, Callable[[int], float]], rounds: int) -> dict[str, float]:
-    """Median over the rounds of what each run reports (seconds), in rotated order."""
+def per_round(runs: dict[str, Callable[[int], float]], rounds: int, ops: int = 1) -> Medians:
+    """Median over the rounds of what each run reports (seconds), in rotated order; `cpu`
+    is this process's CPU seconds per op in the runs' `timed` parts (`ops` per run)."""
     labels = list(runs)
     taken: dict[str, list[float]] = {label: [] for label in labels}
+    cpu: dict[str, float] = dict.fromkeys(labels, 0.0)
     for round_ in range(rounds):
         for label in rotated(labels, round_):
-            taken[label].append(runs[label](round_))
-    return {label: statistics.median(values) for label, values in taken.items()}
+            taken[label].append(runs[label](round_))  # each run ends with its `timed` part
+            cpu[label] += _timed_cpu[0]
+    result = Medians()
+    for label, values in taken.items():
+        result[label] = statistics.median(values)
+        result.cpu[label] = cpu[label] / (rounds * ops)
+    return result
+
+
+def cpu_note(t: Medians, ours: str, base: str) -> str:
+    """The client's own CPU per operation, ours vs the baseline's."""
+    return f"client CPU/op {human(t.cpu[ours])} vs {human(t.cpu[base])}"
+
+
+_timed_cpu = [0.0]  # this process's CPU seconds during the last `timed` call
 
 
 def timed(action: Action) -> float:
+    cpu_started = time.process_time()
     started = time.perf_counter()
     action()
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    _timed_cpu[0] = time.process_time() - cpu_started
+    return seconds
 
 
 def fresh_keys(prefix: str) -> Iterator[str]:
@@ -367,7 +400,8 @@ def save_rows(
             t["boto3"],
             1.15,
             minio=t["minio"],
-            notes=f"{per_save['boto3']:.2f} requests/save; the PUT carries {note}",
+            notes=f"{per_save['boto3']:.2f} requests/save; the PUT carries {note}; "
+            + cpu_note(t, "store boto3", "boto3"),
         ),
         at_most(
             f"11. save, {kind}, {tag} (obstore transport)",
@@ -375,7 +409,8 @@ def save_rows(
             "obstore put",
             t["obstore"],
             1.2,
-            notes=f"{per_save['obstore']:.2f} requests/save",
+            notes=f"{per_save['obstore']:.2f} requests/save; "
+            + cpu_note(t, "store obstore", "obstore"),
         ),
     ]
 
@@ -423,6 +458,7 @@ def section_reads(b: Bench) -> list[Row]:
                 t["boto3"],
                 1.10,
                 minio=t["minio"],
+                notes=cpu_note(t, "store boto3", "boto3"),
             )
         )
         rows.append(
@@ -432,6 +468,7 @@ def section_reads(b: Bench) -> list[Row]:
                 "obstore get",
                 t["obstore"],
                 1.2,
+                notes=cpu_note(t, "store obstore", "obstore"),
             )
         )
     key, raw = "value-1024", "raw/value-1024"
@@ -453,6 +490,7 @@ def section_reads(b: Bench) -> list[Row]:
             t["boto3"],
             1.05,
             minio=t["minio"],
+            notes=cpu_note(t, "store boto3", "boto3"),
         )
     )
     rows.append(
@@ -462,6 +500,7 @@ def section_reads(b: Bench) -> list[Row]:
             "obstore head",
             t["obstore"],
             1.2,
+            notes=cpu_note(t, "store obstore", "obstore"),
         )
     )
     return rows
@@ -506,6 +545,7 @@ def section_keys(b: Bench) -> list[Row]:
             t["boto3"],
             1.10,
             minio=t["minio"],
+            notes=cpu_note(t, "store boto3", "boto3"),
         ),
         at_most(
             f"11. keys of {tag} (obstore transport)",
@@ -513,6 +553,7 @@ def section_keys(b: Bench) -> list[Row]:
             "obstore list",
             t["obstore"],
             1.5,
+            notes=cpu_note(t, "store obstore", "obstore"),
         ),
     ]
 
@@ -536,7 +577,16 @@ def section_cached(b: Bench) -> list[Row]:
         per_round=b.scale.per_round * 10,
     )
     raw.close()
-    return [at_most("4. cached read, 64 KiB", t["store"], "diskcache Cache.get", t["diskcache"], 2)]
+    return [
+        at_most(
+            "4. cached read, 64 KiB",
+            t["store"],
+            "diskcache Cache.get",
+            t["diskcache"],
+            2,
+            notes=cpu_note(t, "store", "diskcache"),
+        )
+    ]
 
 
 def section_write_behind(b: Bench) -> list[Row]:
@@ -591,6 +641,7 @@ def section_write_behind(b: Bench) -> list[Row]:
             "obstore": obstore_run,
         },
         b.scale.rounds,
+        ops=count,
     )
     tag = f"{count:,}"
     return [
@@ -600,6 +651,7 @@ def section_write_behind(b: Bench) -> list[Row]:
             f"boto3 put_object x {tag}, 8 threads",
             t["boto3"],
             1.2,
+            notes=cpu_note(t, "store boto3", "boto3"),
         ),
         at_most(
             f"11. write-behind: {tag} saves + flush (obstore transport)",
@@ -607,6 +659,7 @@ def section_write_behind(b: Bench) -> list[Row]:
             f"obstore put_async x {tag}, 8 in flight",
             t["obstore"],
             1.5,
+            notes=cpu_note(t, "store obstore", "obstore"),
         ),
     ]
 
@@ -644,8 +697,8 @@ def section_threads(b: Bench) -> list[Row]:
 
             return in_threads(work)
 
-        t = per_round({"store": store_run, "boto3": boto3_run}, b.scale.rounds)
         saves = threads * each
+        t = per_round({"store": store_run, "boto3": boto3_run}, b.scale.rounds, ops=saves)
         rows.append(
             at_least(
                 f"6. {threads} threads sharing one store, 1 KiB write-through saves",
@@ -655,6 +708,7 @@ def section_threads(b: Bench) -> list[Row]:
                 t["boto3"] / t["store"],
                 0.9,
                 "throughput",
+                notes=cpu_note(t, "store", "boto3"),
             )
         )
     return rows
@@ -674,7 +728,7 @@ def section_many(b: Bench) -> list[Row]:
     has_many = hasattr(store, "read_many")
     if has_many:
         runs["read_many"] = lambda _: timed(lambda: list(store.read_many(keys)))  # type: ignore[attr-defined]
-    t = per_round(runs, b.scale.rounds)
+    t = per_round(runs, b.scale.rounds, ops=count)
 
     def peak(action: Action) -> str:
         tracemalloc.start()
@@ -697,7 +751,7 @@ def section_many(b: Bench) -> list[Row]:
             t["one by one"] / t["iterate"],
             5,
             "faster",
-            notes=peak(lambda: consume(iter(store))),
+            notes=peak(lambda: consume(iter(store))) + "; " + cpu_note(t, "iterate", "one by one"),
         )
     ]
     if has_many:
@@ -1046,6 +1100,8 @@ SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
 
 
 def main() -> None:
+    # A terminated run still stops its server (the `finally` of common.seaweed).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="few rounds, small counts")
     parser.add_argument("--rounds", type=int, help="rounds of the per-call rows")
