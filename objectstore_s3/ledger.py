@@ -258,13 +258,17 @@ class Account:
         self.expires = now + LEASE_SECONDS
 
 
-def grant_headroom(free: int, live_others: int, cap: int) -> int:
+def grant_headroom(free: int, live_others: int, cap: int, busy: int = 0) -> int:
     """Extra capacity granted beyond a save's need: a share of what is free that shrinks
     as more stores are live. Stores that start one after another (and may die holding
-    their leases) thus reserve together about free/64 * H(n): 5.6% for 20 of them."""
+    their leases) thus reserve together about free/64 * H(n): 5.6% for 20 of them.
+    `busy`: how many times in a row the store grew its lease soon after the last time;
+    each doubles the share, up to 16x (free/4 per live store), so a store that keeps
+    saving updates the ledger rarely, and only such a store can hold more if it dies."""
     if free <= 0:
         return 0
-    return max(0, min(free // (64 * (live_others + 1)), cap))
+    share = (free << min(max(busy, 0), 4)) // (64 * (live_others + 1))
+    return max(0, min(share, cap))
 
 
 def _count(value: Any, signed: bool = False) -> int:

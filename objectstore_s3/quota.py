@@ -11,6 +11,7 @@ with a conditional PUT, retried on 412. The consistency argument is in docs/quot
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -45,6 +46,7 @@ log = logging.getLogger("objectstore_s3")
 LEDGER = "usage.json"
 _MARGIN = 5.0  # seconds before its expiry a lease stops being spent
 _MAX_CONFLICTS = 60
+_BUSY_SECONDS = 5.0  # a lease grown again within this is "busy": its grant doubles
 
 Enforcement = Literal["exact", "best_effort", "off"]
 
@@ -101,6 +103,8 @@ class Quota:
         self._adopted: set[str] = set()
         self._lock = threading.RLock()
         self._state = Account()
+        self._busy = 0  # lease grows in a row, each soon after the one before
+        self._last_grow = -math.inf
 
     @property
     def lease_id(self) -> str:
@@ -245,6 +249,10 @@ class Quota:
 
     def _grow(self, key: str, files: int, size: int) -> None:
         """Settle and grow the lease so it covers (files, size) plus headroom, or refuse."""
+        now = time.monotonic()
+        self._busy = self._busy + 1 if now - self._last_grow < _BUSY_SECONDS else 0
+        self._last_grow = now
+        busy = self._busy
 
         def apply(ledger: Ledger, state: Account) -> None:
             free_bytes, free_files = ledger.free(self.max_bytes, self.max_files, self._lease_id)
@@ -273,9 +281,11 @@ class Quota:
             others = ledger.live_others(self._lease_id)
             state.allowance_files = max(state.allowance_files, 0) + max(want_files, 0)
             state.allowance_bytes = max(state.allowance_bytes, 0) + max(want_bytes, 0)
-            state.allowance_files += grant_headroom(free_files - max(want_files, 0), others, 1000)
+            state.allowance_files += grant_headroom(
+                free_files - max(want_files, 0), others, 1000, busy
+            )
             state.allowance_bytes += grant_headroom(
-                free_bytes - max(want_bytes, 0), others, 256 * MB
+                free_bytes - max(want_bytes, 0), others, 256 * MB, busy
             )
 
         self._update(apply)

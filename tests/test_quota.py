@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings, StorageLimitExceededError
+from objectstore_s3 import quota as quota_module
+from objectstore_s3.ledger import grant_headroom
+from objectstore_s3.quota import LEDGER
 from tests.conftest import StoreFactory
 from tests.helpers import delete_ledger, ledger, listing, put_behind, requests_of, write_ledger
 from tests.worker import spawn
@@ -230,3 +233,33 @@ def test_four_processes_cannot_pass_byte_limit(
         assert used_bytes <= 50 * 1000
         state = ledger(check)
         assert (state["bytes"], state["files"]) == (used_bytes, files)
+
+
+def test_a_busy_store_is_granted_more_headroom_each_time_up_to_16x() -> None:
+    assert grant_headroom(64_000, 15, 1000) == 62  # 16 live stores: free/64 each
+    shares = [grant_headroom(64_000, 15, 1000, busy) for busy in range(7)]
+    assert shares == [62, 125, 250, 500, 1000, 1000, 1000]  # doubling, then the cap
+    assert grant_headroom(64_000, 15, 10**9, 9) == 64_000 // 4 // 16  # at most free/4 each
+    assert grant_headroom(0, 0, 1000, 4) == 0
+
+
+def test_a_store_that_keeps_saving_updates_the_ledger_rarely(
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def ledger_updates(busy_seconds: float) -> int:
+        monkeypatch.setattr(quota_module, "_BUSY_SECONDS", busy_seconds)
+        store = make_store(storage_file_count=6400)
+        store.save("first", b"")
+        calls: list[str] = []
+        store._core.quota._records.on_request(  # type: ignore[attr-defined]
+            lambda operation, key: calls.append(operation) if key == LEDGER else None
+        )
+        for index in range(600):
+            store.save_bytes(f"k{index}", b"")
+        return calls.count("PutObject")
+
+    # A first grant of 6400/64 = 100 files; a busy store's grants double: 200, 400, ...
+    steady = ledger_updates(0.0)  # never "busy": every grant is free/64
+    busy = ledger_updates(60.0)
+    assert steady >= 5
+    assert busy <= 3
