@@ -7,6 +7,11 @@ returned); a conditional write whose answer was lost is never blindly re-sent as
 nothing happened: if a later attempt gets 412, `verify` (a HEAD comparing the ETag with
 the MD5 of what was sent) tells whether the earlier attempt landed, and if that cannot
 be told the caller gets `OutcomeUnknownError`. Each response's Date feeds the clock.
+
+botocore parses every timestamp (each entry of a listing, each Last-Modified header)
+with dateutil's general parser, about 90 µs each: 40% of a listing's time. S3 sends
+ISO 8601 in bodies and RFC 1123 in headers, which the standard library parses in a
+microsecond; anything else still goes to botocore's parser.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import botocore.utils
 from botocore.config import Config
 
 from .clock import ServerClock, parse_http_date
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
     from .server import Endpoint
     from .settings import ObjectStoreSettings
 
-__all__ = ["APPLIED", "S3Connection"]
+__all__ = ["APPLIED", "S3Connection", "parse_timestamp"]
 
 T = TypeVar("T")
 
@@ -69,7 +77,11 @@ class S3Connection:
                 if settings.secret_access_key
                 else None
             )
-        self.client: S3Client = boto3.session.Session().client(
+        session = boto3.session.Session()
+        session._session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
+        self.client: S3Client = session.client(
             "s3",
             endpoint_url=url,
             aws_access_key_id=key_id,
@@ -159,3 +171,17 @@ class S3Connection:
 
 
 APPLIED: Any = object()  # `call` result: an earlier attempt of a conditional write landed
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, fast for what S3 sends (module docstring)."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)  # 2026-12-01T21:00:00.000Z (bodies)
+        except ValueError:
+            try:
+                parsed = parsedate_to_datetime(value)  # Tue, 01 Dec 2026 21:00:00 GMT
+            except (TypeError, ValueError, IndexError):
+                return botocore.utils.parse_timestamp(value)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return botocore.utils.parse_timestamp(value)
