@@ -260,3 +260,18 @@ def test_writes_and_clear_drop_pending_fills(tmp_path: Path) -> None:
     cache.fill("d", b"d", "e-d", cache.generation("d"))
     cache.close()  # lands what is queued
     assert NodeCache(tmp_path / "cache", "ns", 1 << 20).get("d") == CacheEntry(b"d", "e-d", ANY)
+
+
+def test_the_cache_stays_within_its_size_limit(tmp_path: Path) -> None:
+    """Culling runs every size_limit/64 stored (not on every set); the bound still holds."""
+    limit = 2 * 1024 * 1024
+    cache = NodeCache(tmp_path / "cache", "ns", limit)
+    for index in range(200):
+        cache.store(f"k{index}", bytes([index % 256]) * 32 * 1024, f"e{index}")
+    volume = cache._open().volume()
+    assert volume <= limit * 1.1, volume
+    newest = cache.get("k199")
+    assert newest is not None
+    assert newest.body == bytes([199]) * 32 * 1024  # the newest stay, the oldest go
+    assert cache.get("k0") is None
+    cache.close()
