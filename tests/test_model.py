@@ -461,6 +461,7 @@ def test_model_in_memory(modes: tuple[str, str]) -> None:
     run_state_machine_as_test(lambda: StoreMachine(MemoryEnv, modes), settings=_settings(500))
 
 
+@pytest.mark.moto
 @pytest.mark.parametrize("modes", MODES, ids=MODE_IDS)
 def test_model_on_moto(modes: tuple[str, str]) -> None:
     run_state_machine_as_test(lambda: StoreMachine(MotoEnv, modes), settings=_settings(20))
