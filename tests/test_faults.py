@@ -296,3 +296,16 @@ def test_a_ledger_update_that_is_never_answered_is_given_up_in_bounded_time(rig:
     rig.call(lambda: node.save(KEY, NEW), expect_ok=False, rounds=WRITE_ROUNDS)
     puts = [r for r in rig.proxy.requests if r.method == "PUT" and r.fault is not None]
     assert len(puts) == WRITE_ROUNDS * MAX_ATTEMPTS
+
+
+@parametrize([pytest.param(Case("reset", True, "through"), id="reset-always")])
+def test_a_delete_that_is_never_answered_is_not_reported_done(rig: Rig) -> None:
+    """A DELETE that never got an answer (reset, timeout, 500 on every attempt) raised
+    OutcomeUnknownError, which the committer took for "gone either way": delete()
+    returned True while the object was still in the bucket. Now a HEAD decides."""
+    rig.observer.save(KEY, NEW)
+    rig.inject("DELETE", rig.object_path())
+    rig.call(lambda: rig.store.delete(KEY), expect_ok=False, rounds=WRITE_ROUNDS)
+    rig.heal()
+    assert rig.observer.read_bytes(KEY) == NEW
+    assert rig.store.contains_key(KEY)
