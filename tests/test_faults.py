@@ -21,6 +21,8 @@ The CLI cases run `python -m objectstore_s3` against the proxy: one line and exi
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,9 +38,11 @@ from objectstore_s3 import (
     ObjectStoreSettings,
     StorageUnavailableError,
 )
+from objectstore_s3.server import SeaweedServer
 from tests.conftest import BUCKET
 from tests.faultproxy import Fault, FaultProxy
 from tests.helpers import ledger, listing
+from tests.test_cli import environment
 
 pytestmark = pytest.mark.seaweedfs
 
@@ -279,7 +283,323 @@ def ledger_matches_listing(rig: Rig, *, exact: bool = True) -> None:
     assert (state["bytes"], state["files"]) == listed
 
 
+# -- reads ---------------------------------------------------------------------------------
+
+
+@parametrize(read_cases(body=True))
+def test_read(rig: Rig) -> None:
+    rig.observer.save(KEY, NEW)  # not in the proxied store's cache
+    rig.inject("GET", rig.object_path())
+    result = rig.call(lambda: rig.store.read_bytes(KEY), expect_ok=not rig.fails)
+    if not rig.fails:
+        assert result == NEW
+        return
+    assert rig.store._cache.meta(KEY) is None  # nothing partial cached
+    rig.heal()
+    assert rig.store.read_bytes(KEY) == NEW
+
+
+@parametrize(read_cases())
+def test_contains_key(rig: Rig) -> None:
+    rig.observer.save(KEY, NEW)
+    rig.inject("HEAD", rig.object_path())
+    result = rig.call(lambda: rig.store.contains_key(KEY), expect_ok=not rig.fails)
+    if not rig.fails:
+        assert result is True
+        return
+    rig.heal()
+    assert rig.store.contains_key(KEY)
+
+
+@parametrize(read_cases(body=True))
+def test_keys(rig: Rig) -> None:
+    rig.observer.save(KEY, NEW)
+    rig.inject("GET", rf"^/{BUCKET}/?$", query="list-type=2")
+    result = rig.call(lambda: rig.store.keys, expect_ok=not rig.fails)
+    if not rig.fails:
+        assert result == [KEY, "warm"]
+        return
+    rig.heal()
+    assert rig.store.keys == [KEY, "warm"]
+
+
+@parametrize(read_cases(body=True))
+def test_iteration(rig: Rig) -> None:
+    rig.observer.save("a", OLD)
+    rig.observer.save(KEY, NEW)
+    rig.store._cache.clear()  # "warm" is fetched too
+    rig.inject("GET", rig.object_path())
+    result = rig.call(lambda: list(rig.store), expect_ok=not rig.fails)
+    expected = [("a", OLD), (KEY, NEW), ("warm", b"w")]
+    if not rig.fails:
+        assert [(pair.key, pair.value) for pair in result] == expected
+        return
+    assert rig.store._cache.meta(KEY) is None
+    rig.heal()
+    assert [(pair.key, pair.value) for pair in rig.store] == expected
+
+
+@parametrize(read_cases(body=True))
+def test_get_file_path(rig: Rig) -> None:
+    rig.observer.save(KEY, NEW)
+    path = rig.store._files.path_for(KEY)
+    folder = path.parent
+    rig.inject("GET", rig.object_path())
+    result = rig.call(lambda: rig.store.get_file_path(KEY), expect_ok=not rig.fails)
+    if not rig.fails:
+        assert Path(result).read_bytes() == NEW
+        return
+    # No file with part of the value at the key's path (absent, or empty at most).
+    assert not path.exists() or path.read_bytes() == b""
+    if folder.exists():  # nor any other file holding part of it (a temporary)
+        assert not [p for p in folder.iterdir() if p.is_file() and p.stat().st_size]
+    rig.heal()
+    assert Path(rig.store.get_file_path(KEY)).read_bytes() == NEW
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
+def write_failed_cleanly(rig: Rig, before: tuple[int, int], previous: bytes | None) -> None:
+    """A failed write-through save: the bucket, this node's view, usage and the ledger
+    are as they were."""
+    rig.heal()
+    assert listing(rig.observer) == before
+    assert rig.store.usage()[:2] == before
+    if previous is None:
+        assert not rig.observer.contains_key(KEY)
+        assert not rig.store.contains_key(KEY)
+    else:
+        assert rig.observer.read_bytes(KEY) == previous
+        assert rig.store.read_bytes(KEY) == previous
+    ledger_matches_listing(rig)
+
+
+@parametrize(cases(upload=True, modes=("through",)))
+def test_save(rig: Rig) -> None:
+    """An overwrite, written through: the PUT of the object is faulted. (A write-behind
+    save makes no request: its upload is test_flush's.)"""
+    rig.store.save(KEY, OLD)
+    check_save(rig)
+
+
+@parametrize(cases(upload=True, modes=("through",), faults=FAST_FAULTS, once=()))
+def test_save_of_a_new_key(rig: Rig) -> None:
+    check_save(rig, previous=None)
+
+
+def check_save(rig: Rig, previous: bytes | None = OLD) -> None:
+    before = listing(rig.observer)
+    rig.inject("PUT", rig.object_path())
+    # A delayed PUT was applied: its lost answer is resolved by a HEAD, and it succeeds.
+    ok = not rig.fails or rig.case.fault == "delay"
+    result = rig.call(lambda: rig.store.save(KEY, NEW), expect_ok=ok, rounds=WRITE_ROUNDS)
+    if ok:
+        assert result is True
+        assert rig.store.read_bytes(KEY) == NEW
+        assert rig.observer.read_bytes(KEY) == NEW
+        ledger_matches_listing(rig)
+        return
+    write_failed_cleanly(rig, before, previous)
+
+
+@parametrize(
+    cases(upload=True, modes=("through",), faults=FAST_FAULTS)
+    + cases(upload=True, modes=("behind",), faults=("refused", "cut_upload"), once=())
+)
+def test_save_of_a_local_file(rig: Rig) -> None:
+    """save(key): the file at get_file_path(key) is uploaded at once, in either mode."""
+    rig.store.save(KEY, OLD)
+    rig.store.flush()
+    path = Path(rig.store.get_file_path(KEY))
+    path.write_bytes(NEW)
+    before = listing(rig.observer)
+    rig.inject("PUT", rig.object_path())
+    ok = not rig.fails or rig.case.fault == "delay"
+    rig.call(lambda: rig.store.save(KEY), expect_ok=ok, rounds=WRITE_ROUNDS)
+    if not ok:
+        assert rig.observer.read_bytes(KEY) == OLD
+        assert listing(rig.observer) == before
+        assert path.read_bytes() == NEW  # the user's file is kept, and still pending
+        assert rig.store.read_bytes(KEY) == NEW
+        rig.heal()
+        rig.store.flush()
+    assert rig.observer.read_bytes(KEY) == NEW
+    ledger_matches_listing(rig)
+
+
+@parametrize(
+    cases(upload=True, modes=("behind",))
+    + cases(upload=True, modes=("through",), faults=("reset", "cut_upload", "503"), once=())
+)
+def test_flush(rig: Rig) -> None:
+    """flush() uploads pending saves (write-behind) and changed local files (both modes)."""
+    rig.store.save(KEY, OLD)
+    rig.store.flush()
+    if rig.case.mode == "behind":
+        rig.store.save(KEY, NEW)
+    else:
+        Path(rig.store.get_file_path(KEY)).write_bytes(NEW)
+    rig.inject("PUT", rig.object_path())
+    ok = not rig.fails or rig.case.fault == "delay"
+    rig.call(rig.store.flush, expect_ok=ok, rounds=WRITE_ROUNDS)
+    if not ok:
+        assert rig.observer.read_bytes(KEY) == OLD  # nothing half-uploaded
+        assert rig.store.read_bytes(KEY) == NEW  # the pending work is kept
+        if rig.case.mode == "behind":
+            assert rig.store._journal.get(KEY) is not None
+        rig.heal()
+        rig.store.flush()
+    assert rig.observer.read_bytes(KEY) == NEW
+    assert rig.store._journal.get(KEY) is None
+    ledger_matches_listing(rig)
+
+
+@parametrize(
+    cases(modes=("through",)) + cases(modes=("behind",), faults=("refused", "blackhole"), once=())
+)
+def test_delete(rig: Rig) -> None:
+    """Write-through: the DELETE is faulted; write-behind journals the delete after a
+    HEAD (the key is not cached), so the HEAD is."""
+    rig.observer.save(KEY, NEW)
+    behind = rig.case.mode == "behind"
+    rig.inject("HEAD" if behind else "DELETE", rig.object_path())
+    # A delayed DELETE was applied: the key is gone either way.
+    ok = not rig.fails or (rig.case.fault == "delay" and not behind)
+    result = rig.call(lambda: rig.store.delete(KEY), expect_ok=ok, rounds=WRITE_ROUNDS)
+    rig.heal()
+    if ok:
+        assert result is True
+        rig.store.flush()
+        assert not rig.observer.contains_key(KEY)
+        # A DELETE whose answer was lost: gone, but by whom cannot be told.
+        ledger_matches_listing(rig, exact=rig.case.fault != "delay")
+        return
+    assert rig.observer.read_bytes(KEY) == NEW
+    assert rig.store.contains_key(KEY)
+    assert rig.store.delete(KEY) is True
+    rig.store.flush()
+    assert not rig.observer.contains_key(KEY)
+
+
 LEDGER_PATH = r"^/{bucket}/\.objectstore/{org}/usage\.json$"
+
+
+@parametrize(
+    cases(upload=True, modes=("through",))
+    + cases(upload=True, modes=("behind",), faults=("reset", "cut_upload"), once=())
+)
+def test_save_with_a_faulty_ledger_write(rig: Rig) -> None:
+    check_ledger_fault(rig, "PUT")
+
+
+@parametrize(
+    cases(body=True, modes=("through",), faults=("reset", "blackhole", "cut_body", "503"))
+    + cases(body=True, modes=("behind",), faults=("503",), once=())
+)
+def test_save_with_a_faulty_ledger_read(rig: Rig) -> None:
+    check_ledger_fault(rig, "GET")
+
+
+def check_ledger_fault(rig: Rig, method: str) -> None:
+    """A store without a lease yet reads and writes the ledger before the save: faults
+    there refuse the save in either mode (write-behind cannot accept what it cannot
+    count), and nothing is written or counted."""
+    node = rig.another_node()
+    before = listing(rig.observer)
+    rig.inject(method, LEDGER_PATH.format(bucket=BUCKET, org=rig.org))
+    # A delayed ledger PUT was applied: its nonce tells the store it landed.
+    ok = not rig.fails or (rig.case.fault == "delay" and method == "PUT")
+    result = rig.call(lambda: node.save(KEY, NEW), expect_ok=ok, rounds=WRITE_ROUNDS)
+    rig.heal()
+    if ok:
+        assert result is True
+        node.flush()
+        assert rig.observer.read_bytes(KEY) == NEW
+        ledger_matches_listing(rig)
+        return
+    assert listing(rig.observer) == before
+    assert not node.contains_key(KEY)
+    assert node._journal.get(KEY) is None
+    ledger_matches_listing(rig)
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def cli_environment(settings: ObjectStoreSettings) -> dict[str, str]:
+    return environment(settings) | {
+        "OBJECTSTORE_CONNECT_TIMEOUT_SECONDS": str(CONNECT_TIMEOUT),
+        "OBJECTSTORE_READ_TIMEOUT_SECONDS": str(READ_TIMEOUT),
+        "OBJECTSTORE_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+    }
+
+
+CLI_CASES = [
+    (command, fault, False)
+    for command, faults in (
+        ("get", ("refused", "blackhole", "cut_body", "500")),
+        ("put", ("reset", "cut_upload", "slowdown")),
+    )
+    for fault in faults
+] + [("get", "reset", True), ("put", "503", True)]
+
+
+@pytest.mark.parametrize(
+    ("command", "fault", "debug"),
+    [
+        pytest.param(*case, id=f"{case[0]}-{case[1]}{'-debug' if case[2] else ''}")
+        for case in CLI_CASES
+    ],
+)
+def test_cli_failure_is_one_line_and_exit_1(
+    command: str,
+    fault: str,
+    debug: bool,
+    fault_proxy: FaultProxy,
+    seaweed: SeaweedServer,
+    seaweed_settings: Callable[..., ObjectStoreSettings],
+    tmp_path: Path,
+) -> None:
+    settings = seaweed_settings(endpoint_url=fault_proxy.url)
+    with ObjectStore(settings.model_copy(update={"endpoint_url": seaweed.url})) as direct:
+        direct.save(KEY, OLD)
+    rule = FAULTS[fault]
+    if rule is None:
+        fault_proxy.refuse()
+    else:  # the object's own requests only (a GET also needs its HEAD answered)
+        method = "GET" if command == "get" else "PUT"
+        path = rf"^/{BUCKET}/{settings.organization_id}/{KEY}$"
+        fault_proxy.add_rule(rule, method=method, path=path)
+    args = ["--debug"] if debug else []
+    args += ["get", KEY, "-o", str(tmp_path / "out")] if command == "get" else ["put", KEY, "-"]
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "objectstore_s3", *args],
+        input=NEW,
+        capture_output=True,
+        env=cli_environment(settings),
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert elapsed < SLACK * WRITE_ROUNDS * (REQUEST + CONNECT_TIMEOUT + READ_TIMEOUT) + 10
+    if debug:
+        assert "Traceback" in stderr
+        assert "StorageUnavailableError" in stderr
+    else:
+        assert stderr.count("\n") == 1, stderr
+        assert stderr.startswith("error: "), stderr
+        assert "Traceback" not in stderr
+    fault_proxy.clear_rules()
+    fault_proxy.accept()
+    with ObjectStore(settings.model_copy(update={"endpoint_url": seaweed.url})) as direct:
+        assert direct.read_bytes(KEY) == OLD  # a failed put changed nothing
+    if command == "get":
+        assert not (tmp_path / "out").exists() or (tmp_path / "out").read_bytes() == b""
 
 
 # -- regressions ---------------------------------------------------------------------------
