@@ -228,8 +228,12 @@ class Committer:
                 except PreconditionFailedError:
                     pass
                 except OutcomeUnknownError:
-                    # Gone either way, but by whom cannot be told: count nothing (an
-                    # over-count, repaired by the next recount) rather than twice.
+                    # Unanswered (a timeout, a reset, a 500), or refused after an attempt
+                    # that may have landed: only a look tells whether the object is gone.
+                    if self._backend.head(key) is not None:
+                        raise  # still there (ours or a newer one): the delete failed
+                    # Gone, but by whom cannot be told: count nothing (an over-count,
+                    # repaired by the next recount) rather than twice.
                     spend.unknown(-1, -base.size)
                     return True
                 else:

@@ -47,6 +47,9 @@ LEDGER = "usage.json"
 _MARGIN = 5.0  # seconds before its expiry a lease stops being spent
 _MAX_CONFLICTS = 60
 _BUSY_SECONDS = 5.0  # a lease grown again within this is "busy": its grant doubles
+# Updates whose answer was lost (each already retried max_attempts times) before the
+# error is raised: like commit.py's, so one call's time stays bounded by the settings.
+_MAX_UNANSWERED = 3
 
 Enforcement = Literal["exact", "best_effort", "off"]
 
@@ -334,6 +337,7 @@ class Quota:
         `apply` changes a copy of the ledger and of this store's state; both take effect
         only once the PUT succeeded, so a lost race is never counted twice.
         """
+        unanswered = 0
         for _ in range(_MAX_CONFLICTS):
             ledger, etag, damaged = self._load()
             now = self._records.server_time()
@@ -372,6 +376,9 @@ class Quota:
                 # Sent, unanswered, and changed since by others: our lease's nonce (or its
                 # absence, when giving it back) tells whether this update is in.
                 if not self._landed(nonce if self._lease_id in ledger.leases else None):
+                    unanswered += 1
+                    if unanswered >= _MAX_UNANSWERED:
+                        raise  # the server keeps not answering: report it
                     continue
             self._state = state
             self._adopted.clear()
