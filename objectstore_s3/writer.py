@@ -338,8 +338,12 @@ class WriteThrough(Writer):
             base = self._require_existing(key)
             try:
                 self.committer.delete(key, base)
-            finally:
-                self._after_delete(key)
+            except BaseException:
+                # The object is still there (an unanswered DELETE is checked with a
+                # HEAD): the local file stays; only the cache entry goes (it may be stale).
+                self.cache.invalidate(key)
+                raise
+            self._after_delete(key)
             self._supersede_pending(key)
 
 

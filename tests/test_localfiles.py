@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from objectstore_s3 import KeyNotFoundError, LocalFileConflictError, ObjectStore
+from objectstore_s3 import (
+    KeyNotFoundError,
+    LocalFileConflictError,
+    ObjectStore,
+    StorageUnavailableError,
+)
 from tests.conftest import StoreFactory
 from tests.helpers import requests_of
 from tests.test_writebehind import SettingsFactory, bucket_view
@@ -322,3 +327,27 @@ def test_256_mib_round_trip(make_store: StoreFactory, tmp_path: Path) -> None:
     assert copy.stat().st_size == 256 * MiB
     with copy.open("rb") as handle:
         assert hashlib.file_digest(handle, "sha256").hexdigest() == digest.hexdigest()
+
+
+def test_a_failed_delete_keeps_the_local_file(tmp_path: Path) -> None:
+    """The object is still in the bucket, so its local file (maybe with changes) stays."""
+    from objectstore_s3.memory import MemoryBackend, MemoryBucket
+    from tests.conftest import store_settings
+
+    bucket = MemoryBucket()
+    with ObjectStore(store_settings(tmp_path), backend=MemoryBackend(bucket)) as store:
+        store.save("model", b"v1")
+        path = Path(store.get_file_path("model"))
+        path.write_bytes(b"v2, not saved yet")
+
+        def refuse(operation: str, key: str, stage: str) -> None:
+            if operation == "DeleteObject":
+                raise StorageUnavailableError("the server is down (injected)")
+
+        bucket.faults.append(refuse)
+        with pytest.raises(StorageUnavailableError):
+            store.delete("model")
+        bucket.faults.clear()
+        assert path.read_bytes() == b"v2, not saved yet"
+        assert store.read_bytes("model") == b"v2, not saved yet"
+        assert store.contains_key("model")
