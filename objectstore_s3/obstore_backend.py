@@ -22,8 +22,9 @@ import obstore
 
 from .backend import ObjectData, ObjectInfo, Progress, StaleUpload, content_etag
 from .errors import KeyNotFoundError, OutcomeUnknownError, PreconditionFailedError
+from .failures import Failure
 from .obstore_client import APPLIED, SMALL_BODY, ObstoreConnection
-from .obstore_errors import Failure, classify
+from .obstore_errors import classify
 from .transfer import download_parts, write_at
 
 if TYPE_CHECKING:

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from obstore.store import S3Store
 
 from .errors import ObjectStoreError, PreconditionFailedError
-from .obstore_errors import Failure, classify, no_credentials, translate, unknown_outcome
+from .failures import Failure, no_credentials, unknown_outcome
+from .obstore_errors import classify, translate
 
 if TYPE_CHECKING:
     from obstore.store import S3CredentialProvider

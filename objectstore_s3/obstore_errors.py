@@ -4,17 +4,15 @@ obstore raises a handful of classes (`PreconditionError`, `PermissionDeniedError
 builtin `FileNotFoundError`, ...) and one catch-all, `GenericError`, for refused
 connections, timeouts, cut bodies and 5xx alike; only its message tells them apart (the
 Rust error's debug text: `ConnectError(...)` for a request that never left, `status: 503`
-for a server answer). `classify` says what a failure means for a retry, `translate` turns
-it into the `ObjectStoreError` a user catches, with a message that names the way out
-(the wording of s3errors.py, so both transports read alike). Used only by
+for a server answer). `classify` says what a failure means for a retry (a `Failure`),
+`translate` turns it into the `ObjectStoreError` a user catches, through the one table
+in failures.py that both transports share. Used only by
 obstore_client.py and obstore_backend.py, which chain the original (`raise ... from exc`).
 """
 
 from __future__ import annotations
 
-import enum
 import re
-from typing import Protocol
 
 from obstore.exceptions import (
     AlreadyExistsError,
@@ -26,45 +24,10 @@ from obstore.exceptions import (
     UnauthenticatedError,
 )
 
-from .errors import (
-    BucketNotFoundError,
-    KeyNotFoundError,
-    ObjectStoreError,
-    OutcomeUnknownError,
-    PreconditionFailedError,
-    StoragePermissionError,
-    StorageUnavailableError,
-)
+from .errors import ObjectStoreError
+from .failures import Endpoint, Failure, error_for
 
-__all__ = ["Failure", "classify", "no_credentials", "translate", "unknown_outcome"]
-
-
-class _Endpoint(Protocol):
-    endpoint: str
-    bucket: str
-
-
-class Failure(enum.Enum):
-    """What a failed request means for retrying it (as in s3errors.py)."""
-
-    NOT_SENT = "not sent"  # connection refused / connect timeout: nothing reached the server
-    NETWORK = "network"  # sent, then the connection failed or timed out: it may have applied
-    THROTTLED = "throttled"  # 503 / 429: refused before being applied
-    SERVER = "server"  # 500 / 502 / 504: the server failed, perhaps after applying
-    PRECONDITION = "precondition"  # 412, or 409 (a conditional write racing another)
-    NOT_MODIFIED = "not modified"  # 304
-    NOT_FOUND = "not found"
-    NO_BUCKET = "no bucket"
-    DENIED = "denied"  # 401 / 403
-    FINAL = "final"  # bad request, unsupported answer...: retrying cannot help
-
-    @property
-    def retryable(self) -> bool:
-        return self in (Failure.NOT_SENT, Failure.NETWORK, Failure.THROTTLED, Failure.SERVER)
-
-    @property
-    def maybe_applied(self) -> bool:
-        return self in (Failure.NETWORK, Failure.SERVER)
+__all__ = ["classify", "translate"]
 
 
 # The debug text of a connect failure (refused, unresolvable, connect timeout) always
@@ -107,48 +70,8 @@ def classify(exc: BaseException) -> Failure:
     return Failure.FINAL
 
 
-# (error class, message) by failure: the table. Messages carry the S3 error code.
-_DENIED = (
-    StoragePermissionError,
-    "The S3 server denied {operation} of '{key}' ({code}). Check that the credentials are "
-    "valid and that their policy allows it (examples in infra/).",
-)
-_UNAVAILABLE = (
-    StorageUnavailableError,
-    "The S3 server at {endpoint} failed {operation} of '{key}' ({code}) after "
-    "{attempts} attempt(s); try again later or check the server's health.",
-)
-_TABLE: dict[Failure, tuple[type[ObjectStoreError], str]] = {
-    Failure.NO_BUCKET: (
-        BucketNotFoundError,
-        "Bucket '{bucket}' does not exist at {endpoint}. Create it (e.g. `aws s3 mb "
-        "s3://{bucket}`) or set OBJECTSTORE_BUCKET to an existing bucket.",
-    ),
-    Failure.PRECONDITION: (
-        PreconditionFailedError,
-        "{operation} of '{key}': the object is not as expected",
-    ),
-    Failure.DENIED: _DENIED,
-    Failure.NOT_SENT: (
-        StorageUnavailableError,
-        "Cannot reach the S3 endpoint {endpoint} for {operation} of '{key}' after "
-        "{attempts} attempt(s) ({code}). Check that the server is running and "
-        "OBJECTSTORE_ENDPOINT_URL points at it.",
-    ),
-    Failure.NETWORK: (
-        StorageUnavailableError,
-        "The connection to {endpoint} failed during {operation} of '{key}' after "
-        "{attempts} attempt(s) ({code}); check the network and the server, or raise "
-        "OBJECTSTORE_READ_TIMEOUT_SECONDS / OBJECTSTORE_MAX_ATTEMPTS.",
-    ),
-    Failure.THROTTLED: _UNAVAILABLE,
-    Failure.SERVER: _UNAVAILABLE,
-    Failure.FINAL: (ObjectStoreError, "S3 {operation} of '{key}' failed: {code}: {message}"),
-}
-
-
 def translate(
-    where: _Endpoint, exc: BaseException, operation: str, key: str, attempts: int
+    where: Endpoint, exc: BaseException, operation: str, key: str, attempts: int
 ) -> BaseException:
     """Our error for `exc` (a programming error is returned unchanged, to be re-raised)."""
     if isinstance(exc, ObjectStoreError):
@@ -156,37 +79,8 @@ def translate(
     if not isinstance(exc, BaseError | FileNotFoundError):
         return exc
     failure = classify(exc)
-    if failure is Failure.NOT_FOUND:
-        return KeyNotFoundError(key)
-    error_class, template = _TABLE.get(failure, _TABLE[Failure.FINAL])
-    return error_class(
-        template.format(
-            operation=operation,
-            key=key,
-            code=_code(exc, failure),
-            message=_summary(exc),
-            bucket=where.bucket,
-            endpoint=where.endpoint,
-            attempts=attempts,
-        )
-    )
-
-
-def unknown_outcome(
-    where: _Endpoint, operation: str, key: str, attempts: int, expected: str
-) -> OutcomeUnknownError:
-    return OutcomeUnknownError(
-        f"The S3 server at {where.endpoint} did not answer {operation} of '{key}' after "
-        f"{attempts} attempt(s); it may or may not have been applied. Try again later.",
-        expected_etag=expected,
-    )
-
-
-def no_credentials(endpoint: str) -> StoragePermissionError:
-    """boto3's credential chain found nothing (obstore would sign with nothing)."""
-    return StoragePermissionError(
-        f"No usable S3 credentials for {endpoint}: set OBJECTSTORE_ACCESS_KEY_ID and "
-        "OBJECTSTORE_SECRET_ACCESS_KEY, or configure an AWS profile or role."
+    return error_for(
+        failure, where, operation, key, attempts, code=_code(exc, failure), message=_summary(exc)
     )
 
 

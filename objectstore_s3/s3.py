@@ -23,9 +23,10 @@ from .errors import (
     OutcomeUnknownError,
     PreconditionFailedError,
 )
+from .failures import Failure
 from .fs import write_private
 from .s3client import APPLIED, S3Connection
-from .s3errors import Failure, classify
+from .s3errors import classify
 from .transfer import PIECE, FileWindow, download_parts, upload_parts, write_at
 
 if TYPE_CHECKING:

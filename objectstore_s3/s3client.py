@@ -31,7 +31,8 @@ from botocore.config import Config
 
 from .clock import ServerClock, parse_http_date
 from .errors import ObjectStoreError, PreconditionFailedError
-from .s3errors import Failure, classify, translate, unknown_outcome
+from .failures import Failure, unknown_outcome
+from .s3errors import classify, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -33,8 +33,9 @@ from objectstore_s3.errors import (
     OutcomeUnknownError,
     PreconditionFailedError,
 )
+from objectstore_s3.failures import Failure
 from objectstore_s3.obstore_backend import ObstoreBackend
-from objectstore_s3.obstore_errors import Failure, classify, translate
+from objectstore_s3.obstore_errors import classify, translate
 from objectstore_s3.s3 import S3Backend
 from objectstore_s3.server import SeaweedServer, resolve_endpoint
 from objectstore_s3.settings import ObjectStoreSettings

@@ -1,0 +1,138 @@
+"""What a failed request means, and the one table that turns it into our error.
+
+Each transport only classifies its client's exceptions into a `Failure` (s3errors.py for
+botocore, obstore_errors.py for obstore) and names the S3 error code it saw; the retry
+loops ask the `Failure` whether to retry, and `error_for` gives the `ObjectStoreError`
+a user catches, with a message that names the way out, the same on either transport.
+Nothing here imports a client library.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol
+
+from .errors import (
+    BucketNotFoundError,
+    KeyNotFoundError,
+    ObjectStoreError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    StoragePermissionError,
+    StorageUnavailableError,
+)
+
+__all__ = ["Endpoint", "Failure", "error_for", "no_credentials", "unknown_outcome"]
+
+
+class Endpoint(Protocol):
+    endpoint: str
+    bucket: str
+
+
+class Failure(enum.Enum):
+    """What a failed request means for retrying it."""
+
+    NOT_SENT = "not sent"  # connection refused / connect timeout: nothing reached the server
+    NETWORK = "network"  # sent, then the connection failed or timed out: it may have applied
+    THROTTLED = "throttled"  # 503 / 429 / SlowDown: refused before being applied
+    SERVER = "server"  # 500 / 502 / 504: the server failed, perhaps after applying
+    PRECONDITION = "precondition"  # 412, or 409 (a conditional write racing another)
+    NOT_MODIFIED = "not modified"  # 304
+    NOT_FOUND = "not found"
+    NO_BUCKET = "no bucket"
+    DENIED = "denied"  # 401 / 403, bad or expired credentials
+    FINAL = "final"  # bad request, unsupported answer...: retrying cannot help
+
+    @property
+    def retryable(self) -> bool:
+        return self in (Failure.NOT_SENT, Failure.NETWORK, Failure.THROTTLED, Failure.SERVER)
+
+    @property
+    def maybe_applied(self) -> bool:
+        return self in (Failure.NETWORK, Failure.SERVER)
+
+
+_UNAVAILABLE = (
+    StorageUnavailableError,
+    "The S3 server at {endpoint} failed {operation} of '{key}' ({code}) after "
+    "{attempts} attempt(s); try again later or check the server's health.",
+)
+# (error class, message) by failure: the table.
+_TABLE: dict[Failure, tuple[type[ObjectStoreError], str]] = {
+    Failure.NO_BUCKET: (
+        BucketNotFoundError,
+        "Bucket '{bucket}' does not exist at {endpoint}. Create it (e.g. `aws s3 mb "
+        "s3://{bucket}`) or set OBJECTSTORE_BUCKET to an existing bucket.",
+    ),
+    Failure.PRECONDITION: (
+        PreconditionFailedError,
+        "{operation} of '{key}': the object is not as expected",
+    ),
+    Failure.DENIED: (
+        StoragePermissionError,
+        "The S3 server denied {operation} of '{key}' ({code}). Check that the credentials "
+        "are valid and that their policy allows it (examples in infra/).",
+    ),
+    Failure.NOT_SENT: (
+        StorageUnavailableError,
+        "Cannot reach the S3 endpoint {endpoint} for {operation} of '{key}' after "
+        "{attempts} attempt(s) ({code}). Check that the server is running and "
+        "OBJECTSTORE_ENDPOINT_URL points at it.",
+    ),
+    Failure.NETWORK: (
+        StorageUnavailableError,
+        "The connection to {endpoint} failed during {operation} of '{key}' after "
+        "{attempts} attempt(s) ({code}); check the network and the server, or raise "
+        "OBJECTSTORE_READ_TIMEOUT_SECONDS / OBJECTSTORE_MAX_ATTEMPTS.",
+    ),
+    Failure.THROTTLED: _UNAVAILABLE,
+    Failure.SERVER: _UNAVAILABLE,
+    Failure.FINAL: (ObjectStoreError, "S3 {operation} of '{key}' failed: {code}: {message}"),
+}
+
+
+def error_for(
+    failure: Failure,
+    where: Endpoint,
+    operation: str,
+    key: str,
+    attempts: int,
+    *,
+    code: str,
+    message: str = "",
+) -> ObjectStoreError:
+    """Our error for a request that failed this way (after `attempts` attempts)."""
+    if failure is Failure.NOT_FOUND:
+        return KeyNotFoundError(key)
+    error_class, template = _TABLE.get(failure, _TABLE[Failure.FINAL])
+    return error_class(
+        template.format(
+            operation=operation,
+            key=key,
+            code=code,
+            message=message,
+            bucket=where.bucket,
+            endpoint=where.endpoint,
+            attempts=attempts,
+        )
+    )
+
+
+def unknown_outcome(
+    where: Endpoint, operation: str, key: str, attempts: int, expected: str
+) -> OutcomeUnknownError:
+    """A conditional write that may or may not have landed (its answers were lost)."""
+    return OutcomeUnknownError(
+        f"The S3 server at {where.endpoint} did not answer {operation} of '{key}' after "
+        f"{attempts} attempt(s); it may or may not have been applied. Try again later.",
+        expected_etag=expected,
+    )
+
+
+def no_credentials(endpoint: str) -> StoragePermissionError:
+    """The credential chain found nothing to sign with."""
+    return StoragePermissionError(
+        f"No usable S3 credentials for {endpoint}: set OBJECTSTORE_ACCESS_KEY_ID and "
+        "OBJECTSTORE_SECRET_ACCESS_KEY, or configure an AWS profile or role."
+    )
