@@ -10,6 +10,8 @@ Nothing here imports a client library.
 from __future__ import annotations
 
 import enum
+import random
+from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import (
@@ -22,7 +24,15 @@ from .errors import (
     StorageUnavailableError,
 )
 
-__all__ = ["Endpoint", "Failure", "error_for", "no_credentials", "unknown_outcome"]
+__all__ = [
+    "Endpoint",
+    "Failure",
+    "Retries",
+    "Step",
+    "error_for",
+    "no_credentials",
+    "unknown_outcome",
+]
 
 
 class Endpoint(Protocol):
@@ -51,6 +61,46 @@ class Failure(enum.Enum):
     @property
     def maybe_applied(self) -> bool:
         return self in (Failure.NETWORK, Failure.SERVER)
+
+
+class Step(enum.Enum):
+    """What a transport's retry loop does after a failed attempt."""
+
+    RETRY = "retry"  # sleep `Retries.backoff(attempt)`, then try again
+    VERIFY = "verify"  # an earlier attempt may have landed: look (a HEAD); else UNKNOWN
+    UNKNOWN = "unknown"  # raise `unknown_outcome`: it may or may not have been applied
+    PRECONDITION = "precondition"  # raise PreconditionFailedError
+    FAIL = "fail"  # raise the translated error
+
+
+@dataclass
+class Retries:
+    """The retry decisions of one call, the same on every transport. `written` marks a
+    conditional write and holds the ETag its object would get: once an attempt may have
+    landed (its answer was lost), a later 412 may be that attempt's own effect (VERIFY),
+    and a final failure must not claim the write did not happen (UNKNOWN)."""
+
+    attempts: int
+    written: str | None = None
+    maybe_applied: bool = False
+
+    def after(self, failure: Failure, attempt: int) -> Step:
+        conditional = self.written is not None
+        if failure is Failure.NOT_FOUND and conditional:
+            # AWS and moto answer If-Match on a missing key with 404: the precondition
+            # failed, which is how every backend reports it.
+            failure = Failure.PRECONDITION
+        if failure is Failure.PRECONDITION:
+            return Step.VERIFY if self.maybe_applied and conditional else Step.PRECONDITION
+        self.maybe_applied = self.maybe_applied or (conditional and failure.maybe_applied)
+        if failure.retryable and attempt < self.attempts:
+            return Step.RETRY
+        return Step.UNKNOWN if self.maybe_applied else Step.FAIL
+
+    @staticmethod
+    def backoff(attempt: int) -> float:
+        """Seconds to wait after failed attempt `attempt`: at most 2 s, jittered."""
+        return min(2.0, 0.1 * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)  # noqa: S311
 
 
 _UNAVAILABLE = (

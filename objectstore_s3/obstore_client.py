@@ -29,7 +29,6 @@ creates the boto3 side (nor imports boto3) unless it has no explicit credentials
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from obstore.store import S3Store
 
 from .errors import ObjectStoreError, PreconditionFailedError
-from .failures import Failure, no_credentials, unknown_outcome
+from .failures import Retries, Step, no_credentials, unknown_outcome
 from .obstore_errors import classify, translate
 
 if TYPE_CHECKING:
@@ -124,33 +123,27 @@ class ObstoreConnection:
         an attempt that may have landed, a 412 is checked with `verify` (did the earlier
         attempt land?), and a final failure is `OutcomeUnknownError`.
         """
-        maybe_applied = False
+        retries = Retries(self.attempts, written)
         for attempt in range(1, self.attempts + 1):
             if self.hooks and api is not None:
                 self._notify(api, target)
             try:
                 return request()
             except Exception as exc:
-                failure = classify(exc)
-                if failure is Failure.NOT_FOUND and written is not None:
-                    # AWS answers If-Match on a missing key with 404: the precondition
-                    # failed, which is how every backend reports it.
-                    failure = Failure.PRECONDITION
-                if failure is Failure.PRECONDITION and maybe_applied and written is not None:
-                    if verify is not None and verify():
-                        applied: T = APPLIED
-                        return applied
+                step = retries.after(classify(exc), attempt)
+                if step is Step.RETRY:
+                    time.sleep(Retries.backoff(attempt))
+                    continue
+                if step is Step.VERIFY and verify is not None and verify():
+                    applied: T = APPLIED
+                    return applied
+                if step is Step.VERIFY or step is Step.UNKNOWN:
+                    assert written is not None
                     raise unknown_outcome(self, operation, key, attempt, written) from exc
-                if failure is Failure.PRECONDITION:
+                if step is Step.PRECONDITION:
                     raise PreconditionFailedError(
                         f"{operation} of '{key}': the object is not as expected"
                     ) from exc
-                maybe_applied = maybe_applied or (written is not None and failure.maybe_applied)
-                if failure.retryable and attempt < self.attempts:
-                    time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
-                    continue
-                if maybe_applied and written is not None and failure.retryable:
-                    raise unknown_outcome(self, operation, key, attempt, written) from exc
                 raise translate(self, exc, operation, key, attempt) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -16,7 +16,6 @@ microsecond; anything else still goes to botocore's parser.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from botocore.config import Config
 
 from .clock import ServerClock, parse_http_date
 from .errors import ObjectStoreError, PreconditionFailedError
-from .failures import Failure, unknown_outcome
+from .failures import Retries, Step, unknown_outcome
 from .s3errors import classify, translate
 
 if TYPE_CHECKING:
@@ -121,35 +120,27 @@ class S3Connection:
         after an attempt that may have landed, a 412 is checked with `verify` (did the
         earlier attempt land?), and a final failure is `OutcomeUnknownError`.
         """
-        maybe_applied = False
+        retries = Retries(self.attempts, written)
         for attempt in range(1, self.attempts + 1):
             sent = time.monotonic()
             try:
                 result = request()
             except Exception as exc:
                 self._observe(getattr(exc, "response", None), sent)
-                failure = classify(exc)
-                if failure is Failure.NOT_FOUND and written is not None:
-                    # AWS and moto answer If-Match on a missing key with 404: the
-                    # precondition failed, which is how every backend reports it.
-                    failure = Failure.PRECONDITION
-                if failure is Failure.PRECONDITION and maybe_applied and written is not None:
-                    if self._verified(verify):
-                        applied: T = APPLIED
-                        return applied
+                step = retries.after(classify(exc), attempt)
+                if step is Step.RETRY:
+                    time.sleep(Retries.backoff(attempt))
+                    continue
+                if step is Step.VERIFY and self._verified(verify):
+                    applied: T = APPLIED
+                    return applied
+                if step is Step.VERIFY or step is Step.UNKNOWN:
+                    assert written is not None
                     raise unknown_outcome(self, operation, key, attempt, written) from exc
-                if failure is Failure.PRECONDITION:
+                if step is Step.PRECONDITION:
                     raise PreconditionFailedError(
                         f"{operation} of '{key}': the object is not as expected"
                     ) from exc
-                maybe_applied = maybe_applied or (written is not None and failure.maybe_applied)
-                if failure.retryable and attempt < self.attempts:
-                    time.sleep(min(2.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))  # noqa: S311
-                    continue
-                if maybe_applied and written is not None:
-                    # An earlier attempt may have landed: whatever this one says, the
-                    # caller must not take the write for one that did not happen.
-                    raise unknown_outcome(self, operation, key, attempt, written) from exc
                 raise translate(self, exc, operation, key, attempt) from exc
             self._observe(result, sent)
             return result
