@@ -9,7 +9,7 @@ pickle or unpickle anything (diskcache's default pickling is a code-execution ri
 whoever can write the folder, CVE-2025-69872).
 
 Every store on the node shares the folder, so fills are ordered against writes across
-processes: each key has a generation that every write bumps, a read takes it before its
+processes: each key has a generation that every write replaces, a read takes it before its
 request and fills only if it is unchanged (a read racing a delete cannot resurrect the
 value). Real storage errors (a damaged database, an I/O error) rebuild the cache,
 removing only the files diskcache made; a timeout on the database lock is a miss.
@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import sqlite3
 import struct
 import threading
@@ -206,7 +207,7 @@ class NodeCache:
 
     def generation(self, key: str) -> int:
         """The key's write generation; a fill is accepted only if it is still this."""
-        value = self._guarded(lambda cache: cache.get(self._generation_key(key), 0), key)
+        value = self._guarded(lambda cache: self._token(cache, key), key)
         return value if isinstance(value, int) else 0
 
     # -- writing -------------------------------------------------------------------------
@@ -229,7 +230,7 @@ class NodeCache:
             if queued and not self._fills.is_pending(key, fill):
                 return  # dropped by a write or a clear of this process meanwhile
             with cache.transact():
-                if cache.get(self._generation_key(key), 0) == fill.generation:
+                if cache.get(self._generation_key(key)) == fill.generation:
                     self._set(cache, key, fill.body, fill.etag, fill.validated_at)
 
         self._guarded(apply, key, write=True)
@@ -245,7 +246,7 @@ class NodeCache:
 
         def apply(cache: diskcache.Cache) -> None:
             with cache.transact():
-                cache.incr(self._generation_key(key), default=0)
+                self._bump(cache, key)
                 self._set(cache, key, body, etag, at)
 
         self._guarded(apply, key, write=True)
@@ -256,7 +257,7 @@ class NodeCache:
 
         def apply(cache: diskcache.Cache) -> None:
             with cache.transact():
-                cache.incr(self._generation_key(key), default=0)
+                self._bump(cache, key)
                 cache.delete(self._key(key))
 
         self._guarded(apply, key, write=True)
@@ -267,7 +268,7 @@ class NodeCache:
 
         def apply(cache: diskcache.Cache) -> None:
             with cache.transact():
-                if cache.get(self._generation_key(key), 0) == generation:
+                if cache.get(self._generation_key(key)) == generation:
                     self._set(cache, key, entry.body, entry.etag, time.time())
 
         self._guarded(apply, key, write=True)
@@ -278,9 +279,6 @@ class NodeCache:
         else:
             cache.set(self._key(key), _frame(body, etag, at), tag=None)
             self._stored += len(body) + 512  # the row's own overhead, roughly
-            if self._stored >= max(self.size_limit // 64, 64 * 1024):
-                self._stored = 0
-                cache.cull()
 
     def clear(self) -> None:
         """Drop this namespace's entries only; other organizations' stay."""
@@ -294,9 +292,23 @@ class NodeCache:
 
         self._guarded(apply, "*", write=True)
 
+    def _token(self, cache: diskcache.Cache, key: str) -> int:
+        """The key's generation: a random token that every write replaces. A token, not a
+        counter: if eviction drops the row, the next read makes a new token, so a fill
+        taken before can never match again (a counter would restart at 0 and could)."""
+        name = self._generation_key(key)
+        value = cache.get(name)
+        if not isinstance(value, int):
+            cache.add(name, secrets.randbits(62))  # a racing reader's token wins: fine
+            value = cache.get(name)
+        return value if isinstance(value, int) else -1
+
+    def _bump(self, cache: diskcache.Cache, key: str) -> None:
+        cache.set(self._generation_key(key), secrets.randbits(62))
+
     def _invalidate_name(self, cache: diskcache.Cache, key: str) -> None:
         with cache.transact():
-            cache.incr(self._generation_key(key), default=0)
+            self._bump(cache, key)
             cache.delete(self._key(key))
 
     def close(self) -> None:
@@ -310,7 +322,14 @@ class NodeCache:
         """Run `action(cache)`; storage damage rebuilds the cache and reads as a miss."""
         with self._lock:
             try:
-                return action(self._open(check_folder=write))
+                cache = self._open(check_folder=write)
+                result = action(cache)
+                if self._stored >= max(self.size_limit // 64, 64 * 1024):
+                    # After the action's transaction has committed: inside it, freed
+                    # pages do not lower the volume yet and cull() would empty the cache.
+                    self._stored = 0
+                    cache.cull()
+                return result
             except _UnsafeEntry:
                 log.warning("Dropped an unsafe (pickled) cache entry for '%s'", key)
                 with contextlib.suppress(*_DAMAGE, _UnsafeEntry):

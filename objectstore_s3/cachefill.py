@@ -54,6 +54,7 @@ class PendingFills:
             previous = self._pending.get(key)
             held = self._bytes - (len(previous.body) if previous else 0)
             if self._closed or held + len(fill.body) > self._max_bytes:
+                self._remove(key, previous)  # the caller lands the newer one at once
                 return False
             self._pending[key] = fill
             self._bytes = held + len(fill.body)

@@ -275,3 +275,55 @@ def test_the_cache_stays_within_its_size_limit(tmp_path: Path) -> None:
     assert newest.body == bytes([199]) * 32 * 1024  # the newest stay, the oldest go
     assert cache.get("k0") is None
     cache.close()
+
+
+def test_a_cull_keeps_most_of_what_fits_and_every_generation_stays_valid(tmp_path: Path) -> None:
+    """Culling runs after the write's transaction: inside it, SQLite's freed pages do not
+    count yet and cull() emptied the whole cache, generation rows included."""
+    limit = 4 * 1024 * 1024
+    cache = NodeCache(tmp_path / "cache", "ns", limit)
+    value = b"v" * 20_000  # inside the database, not a value file
+    fewest = 400
+    for index in range(400):
+        cache.store(f"k{index}", value, f"e{index}")
+        if index >= 300 and index % 10 == 0:  # full by now: culls keep happening
+            fewest = min(fewest, sum(cache.get(f"k{i}") is not None for i in range(index)))
+    assert fewest >= 120, fewest  # about 200 fit; a cull inside the transaction left ~48
+    assert cache.get("k399") is not None
+    cache.close()
+
+
+def test_a_generation_taken_before_eviction_never_matches_again(tmp_path: Path) -> None:
+    """Generations are tokens: a row evicted and made again cannot equal an old one."""
+    cache = NodeCache(tmp_path / "cache", "ns", 1 << 20)
+    taken = cache.generation("k")  # a slow read takes it...
+    cache.store("k", b"new", "e-new")  # ...a write replaces it...
+    with cache._lock:
+        cache._open().delete(cache._generation_key("k"))  # ...and eviction drops the row
+    cache.fill("k", b"old", "e-old", taken)  # the slow read's fill comes back
+    cache.settle()
+    entry = cache.get("k")
+    assert entry is None or entry.body == b"new"
+    assert cache.generation("k") != taken
+    cache.close()
+
+
+def test_a_newer_fill_that_does_not_fit_the_queue_replaces_the_older_one(tmp_path: Path) -> None:
+    cache = NodeCache(tmp_path / "cache", "ns", 1 << 30)
+    cache._fills._max_bytes = 1000
+    gate = threading.Event()
+    land = cache._fills._land
+    cache._fills._land = lambda key, fill: (gate.wait(10), land(key, fill))  # type: ignore[method-assign]
+    cache.fill("other", b"x" * 500, "e-x", cache.generation("other"))  # queued, held back
+    generation = cache.generation("k")
+    cache.fill("k", b"o" * 300, "e-old", generation)  # queued too
+    cache.fill("k", b"n" * 600, "e-new", generation)  # does not fit the queue: lands now
+    entry = cache.get("k")
+    assert entry is not None
+    assert entry.etag == "e-new"
+    gate.set()
+    cache.settle()
+    entry = cache.get("k")
+    assert entry is not None
+    assert entry.etag == "e-new"
+    cache.close()
