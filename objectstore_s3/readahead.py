@@ -20,7 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 __all__ = ["fetch_ahead"]
 
 Read = Callable[[str], bytes | None]
-Window = deque[tuple[str, Future[tuple[int, bytes | None]]]]
+Fetched = tuple[int, bytes | None, Exception | None]  # (mark before, value, error)
+Window = deque[tuple[str, Future[Fetched]]]
 
 
 def fetch_ahead(
@@ -29,14 +30,21 @@ def fetch_ahead(
     """Each key with its value, in order: calling it returns the value or raises the read's
     error (KeyNotFoundError for a key deleted meanwhile)."""
 
-    def marked(key: str) -> tuple[int, bytes | None]:
+    def marked(key: str) -> Fetched:
         before = mark(key)
-        return before, read(key)
+        try:
+            return before, read(key), None
+        except Exception as exc:  # raised at the key's turn, unless it was written since
+            return before, None, exc
 
-    def taken(key: str, future: Future[tuple[int, bytes | None]]) -> Callable[[], bytes | None]:
+    def taken(key: str, future: Future[Fetched]) -> Callable[[], bytes | None]:
         def value() -> bytes | None:
-            before, data = future.result()
-            return data if mark(key) == before else read(key)
+            before, data, error = future.result()
+            if mark(key) != before:
+                return read(key)
+            if error is not None:
+                raise error
+            return data
 
         return value
 
@@ -79,7 +87,7 @@ def _room(window: Window, held: int, workers: int, limit: int) -> bool:
 def _held(window: Window) -> int:
     total = 0
     for _, future in window:
-        if future.done() and not future.cancelled() and future.exception() is None:
+        if future.done() and not future.cancelled():
             value = future.result()[1]
             total += len(value) if value is not None else 0
     return total

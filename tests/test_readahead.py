@@ -173,3 +173,13 @@ def test_an_abandoned_iteration_stops_fetching(tmp_path: Path) -> None:
                 thread.join(timeout=10)
         assert not [t for t in threading.enumerate() if t.name.startswith("objectstore-read")]
         assert len(gets) <= 2  # at most the reads that were already running
+
+
+def test_a_key_missing_when_fetched_ahead_but_saved_before_its_turn_is_read(
+    store: ObjectStore,
+) -> None:
+    store.save("a", "1")
+    values = store.read_many(["a", "b"])  # b is fetched ahead: missing then
+    assert next(values) == ("a", b"1")
+    store.save("b", "2")  # this process writes b before its turn
+    assert next(values) == ("b", b"2")
