@@ -80,6 +80,11 @@ class FileWindow(io.RawIOBase):
     def __len__(self) -> int:
         return self._length
 
+    def close(self) -> None:
+        """Nothing to release (the fd is the caller's), and a window must stay readable:
+        each attempt wraps it in a new buffered reader, which closes its raw stream when
+        it is collected."""
+
     def readable(self) -> bool:
         return True
 
