@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,6 +97,25 @@ class Retries:
         if failure.retryable and attempt < self.attempts:
             return Step.RETRY
         return Step.UNKNOWN if self.maybe_applied else Step.FAIL
+
+    def error(
+        self,
+        step: Step,
+        exc: BaseException,
+        where: Endpoint,
+        operation: str,
+        key: str,
+        attempt: int,
+        translate: Callable[[Endpoint, BaseException, str, str, int], BaseException],
+    ) -> BaseException:
+        """The error that ends the call after `step` (a VERIFY that saw nothing land is an
+        unknown outcome); `translate` is the transport's own, for FAIL."""
+        if step in (Step.VERIFY, Step.UNKNOWN):
+            assert self.written is not None
+            return unknown_outcome(where, operation, key, attempt, self.written)
+        if step is Step.PRECONDITION:
+            return PreconditionFailedError(f"{operation} of '{key}': the object is not as expected")
+        return translate(where, exc, operation, key, attempt)
 
     @staticmethod
     def backoff(attempt: int) -> float:

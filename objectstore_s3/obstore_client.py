@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from obstore.store import S3Store
 
-from .errors import ObjectStoreError, PreconditionFailedError
-from .failures import Retries, Step, no_credentials, unknown_outcome
+from .errors import ObjectStoreError
+from .failures import Retries, Step, no_credentials
 from .obstore_errors import classify, translate
 
 if TYPE_CHECKING:
@@ -137,14 +137,7 @@ class ObstoreConnection:
                 if step is Step.VERIFY and verify is not None and verify():
                     applied: T = APPLIED
                     return applied
-                if step is Step.VERIFY or step is Step.UNKNOWN:
-                    assert written is not None
-                    raise unknown_outcome(self, operation, key, attempt, written) from exc
-                if step is Step.PRECONDITION:
-                    raise PreconditionFailedError(
-                        f"{operation} of '{key}': the object is not as expected"
-                    ) from exc
-                raise translate(self, exc, operation, key, attempt) from exc
+                raise retries.error(step, exc, self, operation, key, attempt, translate) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def on_request(self, prefix: str, callback: Hook) -> None:

@@ -29,8 +29,8 @@ import botocore.utils
 from botocore.config import Config
 
 from .clock import ServerClock, parse_http_date
-from .errors import ObjectStoreError, PreconditionFailedError
-from .failures import Retries, Step, unknown_outcome
+from .errors import ObjectStoreError
+from .failures import Retries, Step
 from .s3errors import classify, translate
 
 if TYPE_CHECKING:
@@ -134,14 +134,7 @@ class S3Connection:
                 if step is Step.VERIFY and self._verified(verify):
                     applied: T = APPLIED
                     return applied
-                if step is Step.VERIFY or step is Step.UNKNOWN:
-                    assert written is not None
-                    raise unknown_outcome(self, operation, key, attempt, written) from exc
-                if step is Step.PRECONDITION:
-                    raise PreconditionFailedError(
-                        f"{operation} of '{key}': the object is not as expected"
-                    ) from exc
-                raise translate(self, exc, operation, key, attempt) from exc
+                raise retries.error(step, exc, self, operation, key, attempt, translate) from exc
             self._observe(result, sent)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
