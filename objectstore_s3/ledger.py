@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import StorageLimitExceededError
+
 __all__ = [
     "Account",
     "Delta",
@@ -29,6 +31,10 @@ __all__ = [
     "Ledger",
     "LedgerDamagedError",
     "Rebase",
+    "Spend",
+    "Usage",
+    "bytes_refused",
+    "files_refused",
     "grant_headroom",
 ]
 
@@ -296,4 +302,54 @@ def _lease(raw: Any) -> Lease:
         expires=_time(raw["expires"]),
         grace=_time(raw.get("grace", 120.0)),
         nonce=str(raw.get("nonce", "")),
+    )
+
+
+# -- what a write reports, and the refusals at a limit -------------------------------
+
+
+def _mb(size: int) -> str:
+    """LEAN reports sizes in MB; small figures also get their exact bytes."""
+    return f"{size / MB:.2f} MB" if size >= MB else f"{size / MB:.2f} MB ({size} bytes)"
+
+
+@dataclass(frozen=True)
+class Usage:
+    bytes: int
+    files: int
+
+
+@dataclass
+class Spend:
+    """What one write did to usage, told by the code inside `Quota.transaction`."""
+
+    files: int = 0
+    bytes: int = 0
+    done: bool = False
+    ambiguous: bool = False
+
+    def effect(self, files: int, size: int) -> None:
+        """The write happened and changed usage by exactly (files, size)."""
+        self.files, self.bytes, self.done = files, size, True
+
+    def unknown(self, files: int, size: int) -> None:
+        """The write may or may not have happened: only the increase is counted."""
+        self.files, self.bytes, self.done, self.ambiguous = files, size, True, True
+
+
+def files_refused(key: str, limit: int, stored: int, reserved: int) -> StorageLimitExceededError:
+    return StorageLimitExceededError(
+        f"You have reached the ObjectStore limit for files it can save: {limit} ({stored} "
+        f"stored, {reserved} reserved by saves in progress), unable to save the new file: "
+        f"'{key}'. Delete keys or raise storage_file_count."
+    )
+
+
+def bytes_refused(
+    key: str, size: int, limit: int, used: int, reserved: int
+) -> StorageLimitExceededError:
+    return StorageLimitExceededError(
+        f"Unable to save '{key}' ({_mb(size)}): it would exceed the storage capacity limit "
+        f"of {_mb(limit)} ({_mb(used)} used, {_mb(reserved)} reserved by saves in progress). "
+        "Delete keys or raise storage_limit_bytes."
     )

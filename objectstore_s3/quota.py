@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 from .backend import Backend
@@ -26,7 +26,6 @@ from .errors import (
     KeyNotFoundError,
     OutcomeUnknownError,
     PreconditionFailedError,
-    StorageLimitExceededError,
     StorageUnavailableError,
 )
 from .ledger import (
@@ -36,10 +35,14 @@ from .ledger import (
     Delta,
     Ledger,
     LedgerDamagedError,
+    Spend,
+    Usage,
+    bytes_refused,
+    files_refused,
     grant_headroom,
 )
 
-__all__ = ["Quota", "Spend", "Usage"]
+__all__ = ["Quota"]
 
 log = logging.getLogger("objectstore_s3")
 
@@ -52,35 +55,6 @@ _BUSY_SECONDS = 5.0  # a lease grown again within this is "busy": its grant doub
 _MAX_UNANSWERED = 3
 
 Enforcement = Literal["exact", "best_effort", "off"]
-
-
-def _mb(size: int) -> str:
-    """LEAN reports sizes in MB; small figures also get their exact bytes."""
-    return f"{size / MB:.2f} MB" if size >= MB else f"{size / MB:.2f} MB ({size} bytes)"
-
-
-@dataclass(frozen=True)
-class Usage:
-    bytes: int
-    files: int
-
-
-@dataclass
-class Spend:
-    """What one write did to usage, told by the code inside `Quota.transaction`."""
-
-    files: int = 0
-    bytes: int = 0
-    done: bool = False
-    ambiguous: bool = False
-
-    def effect(self, files: int, size: int) -> None:
-        """The write happened and changed usage by exactly (files, size)."""
-        self.files, self.bytes, self.done = files, size, True
-
-    def unknown(self, files: int, size: int) -> None:
-        """The write may or may not have happened: only the increase is counted."""
-        self.files, self.bytes, self.done, self.ambiguous = files, size, True, True
 
 
 class Quota:
@@ -267,20 +241,10 @@ class Quota:
             want_bytes = size - max(state.allowance_bytes, 0)
             if files and want_files > free_files:
                 reserved = self.max_files - ledger.files - free_files
-                raise StorageLimitExceededError(
-                    f"You have reached the ObjectStore limit for files it can save: "
-                    f"{self.max_files} ({ledger.files} stored, {reserved} reserved by saves in "
-                    f"progress), unable to save the new file: '{key}'. Delete keys or raise "
-                    "storage_file_count."
-                )
+                raise files_refused(key, self.max_files, ledger.files, reserved)
             if size and want_bytes > free_bytes:
                 reserved = self.max_bytes - ledger.bytes - free_bytes
-                raise StorageLimitExceededError(
-                    f"Unable to save '{key}' ({_mb(size)}): it would exceed the storage "
-                    f"capacity limit of {_mb(self.max_bytes)} ({_mb(ledger.bytes)} used, "
-                    f"{_mb(reserved)} reserved by saves in progress). Delete keys or raise "
-                    "storage_limit_bytes."
-                )
+                raise bytes_refused(key, size, self.max_bytes, ledger.bytes, reserved)
             others = ledger.live_others(self._lease_id)
             state.allowance_files = max(state.allowance_files, 0) + max(want_files, 0)
             state.allowance_bytes = max(state.allowance_bytes, 0) + max(want_bytes, 0)
