@@ -25,6 +25,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -270,6 +271,7 @@ class FaultProxy:
                     request.query,
                     headers,
                     fault.name if fault else None,
+                    started=time.monotonic(),
                 )
             )
             self._cond.notify_all()
@@ -278,6 +280,8 @@ class FaultProxy:
     def _note(self, position: int, **changes: Any) -> None:
         with self._cond:
             if position < len(self._log):  # unless clear_requests() came in between
+                if "status" in changes:
+                    changes["answered"] = time.monotonic()
                 self._log[position] = replace(self._log[position], **changes)
             self._cond.notify_all()
 
@@ -376,6 +380,9 @@ class FaultProxy:
             return await self._answer(client, request, fault, position)
         if fault and kind is FaultKind.DELAY_REQUEST and not await client.waits_out(fault.seconds):
             return False
+        if fault and kind is FaultKind.DELIVER_LATE:
+            await self._deliver_late(client, request, fault, position)
+            return False
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream, limit=_LIMIT)
         except OSError:
@@ -385,6 +392,41 @@ class FaultProxy:
             return await self._relay(client, request, fault, position, up_reader, up_writer)
         finally:
             await _close(up_writer, abort=True)
+
+    async def _deliver_late(
+        self, client: _Client, request: Message, fault: Fault, pos: int
+    ) -> None:
+        """Read the request whole, answer nothing, and forward it once `fault.seconds` have
+        passed (the client has likely hung up by then); the server's answer is dropped."""
+        if request.expects_continue:
+            client.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = bytearray()
+
+        async def keep(data: bytes) -> None:
+            body.extend(data)
+
+        await copy_body(client.reader, request_framing(request), keep)
+        await client.waits_out(fault.seconds)
+        await asyncio.sleep(max(0.0, fault.seconds - (time.monotonic() - self._started(pos))))
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream, limit=_LIMIT)
+        try:
+            up_writer.write(request.raw + bytes(body))
+            await up_writer.drain()
+            while True:
+                raw = await read_head(up_reader)
+                if raw is None:
+                    return
+                response = parse_message(raw, response=True)
+                if not 100 <= response.status < 200:
+                    break
+            self._note(pos, status=response.status)
+            await copy_body(up_reader, response_framing(response, request.method), discard)
+        finally:
+            await _close(up_writer, abort=True)
+
+    def _started(self, position: int) -> float:
+        with self._cond:
+            return self._log[position].started if position < len(self._log) else 0.0
 
     async def _answer(self, client: _Client, request: Message, fault: Fault, pos: int) -> bool:
         """A synthetic S3 error. With Expect: 100-continue the client holds its body back,

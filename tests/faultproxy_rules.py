@@ -25,6 +25,7 @@ class FaultKind(enum.Enum):
     RESET_AFTER = "reset_after"
     BLACKHOLE = "blackhole"
     DELAY_REQUEST = "delay_request"
+    DELIVER_LATE = "deliver_late"
     DELAY_RESPONSE = "delay_response"
     CUT_RESPONSE = "cut_response"
     CUT_UPLOAD = "cut_upload"
@@ -66,6 +67,13 @@ class Fault:
     def delay_request(cls, seconds: float) -> Fault:
         """Hold the request before forwarding it; dropped if the client hangs up meanwhile."""
         return cls(FaultKind.DELAY_REQUEST, seconds=seconds)
+
+    @classmethod
+    def deliver_late(cls, seconds: float) -> Fault:
+        """Take the whole request but send it on only after `seconds`, whether the client
+        still waits or not (a slow server, a request stuck in a queue): it is applied
+        after the client gave it up, and its answer is dropped."""
+        return cls(FaultKind.DELIVER_LATE, seconds=seconds)
 
     @classmethod
     def delay_response(cls, seconds: float) -> Fault:
@@ -146,6 +154,8 @@ class RequestRecord:
     fault: str | None  # Fault.name, None if no rule applied
     status: int | None = None  # final status from the server (or the synthetic error)
     interim: tuple[int, ...] = ()  # 1xx statuses forwarded to the client
+    started: float = 0.0  # time.monotonic() when the request was read (before upstream)
+    answered: float | None = None  # when its final status came (after the server applied it)
 
 
 @dataclass(frozen=True)

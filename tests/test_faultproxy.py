@@ -228,6 +228,21 @@ def test_delayed_request_is_dropped_when_the_client_gives_up(
 
 
 @seaweedfs
+def test_late_delivery_applies_a_put_after_the_client_gave_up(
+    fault_proxy: FaultProxy, client: S3Client, direct: S3Client, bucket: str, key: str
+) -> None:
+    fault_proxy.add_rule(Fault.deliver_late(1.5), method="PUT", times=1)
+    with pytest.raises(botocore.exceptions.ReadTimeoutError):
+        client.put_object(Bucket=bucket, Key=key, Body=b"late")
+    assert not exists(direct, bucket, key)  # the client gave up before the server saw it
+    fault_proxy.wait_for(lambda proxy: proxy.requests[-1].status == 200)
+    assert direct.get_object(Bucket=bucket, Key=key)["Body"].read() == b"late"
+    record = fault_proxy.requests[-1]
+    assert record.answered is not None
+    assert record.answered - record.started >= 1.5
+
+
+@seaweedfs
 def test_cut_response_body_fails_the_read(
     fault_proxy: FaultProxy, client: S3Client, bucket: str, key: str
 ) -> None:
