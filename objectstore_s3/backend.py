@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -38,12 +38,15 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """An object's size, ETag and Last-Modified time (server clock, seconds since 1970)."""
+    """An object's size, ETag and Last-Modified time (server clock, seconds since 1970).
+    `may_repeat`, on what a write returns: an earlier attempt of it, its answer lost, may
+    still be applied once (a slow server), e.g. recreating the key after a delete."""
 
     key: str
     size: int
     etag: str
     last_modified: float | None = None
+    may_repeat: bool = field(default=False, compare=False)
 
     @property
     def modified_at(self) -> datetime | None:

@@ -157,6 +157,10 @@ class Committer:
             blind = not conditional_put or refused_as_expected >= 2
             if blind:
                 condition = {}
+                if conditional_put:
+                    # Unconditional, so it may create the key (deleted since the HEAD): it
+                    # reserves and counts a new object's increase.
+                    files, delta = 1, size
             lost: OutcomeUnknownError | None = None
             with self._quota.transaction(key, files, delta, held=held) as spend:
                 try:
@@ -173,13 +177,18 @@ class Committer:
                     if current is not None and current.etag == exc.expected_etag:
                         spend.effect(files, delta)  # it landed: exactly as planned
                         return current
-                    if not (base.known and base.etag is not None and _base_of(current) == base):
-                        # Not as it was, not ours: it may have landed and been replaced.
-                        # Count its increase (never a decrease), then write again.
-                        spend.unknown(files, delta)
+                    # Not there as sent. It may have landed and been replaced, or land
+                    # still (a slow server, a request stuck in a queue: the retry then
+                    # meets it). Count its increase (never a decrease), then write again.
+                    spend.unknown(files, delta)
                 else:
                     if info is not None:
-                        if blind and conditional_put:
+                        if info.may_repeat:
+                            # An attempt that timed out may land yet, once: with If-None-
+                            # Match after a delete it makes a new object. Count that too.
+                            again = 1 if "if_match" not in condition else 0
+                            spend.unknown(files + again, max(delta, 0) + size)
+                        elif blind and conditional_put:
                             spend.unknown(files, delta)
                         else:
                             spend.effect(files, delta)
@@ -195,7 +204,7 @@ class Committer:
                 # and was counted (its increase) when it was sent.
                 return current
             if _base_of(current) == base:
-                refused_as_expected += 1
+                refused_as_expected += lost is None
                 continue
             if yields is not None and yields(current):
                 return Superseded(key, current)

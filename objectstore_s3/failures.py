@@ -79,11 +79,13 @@ class Retries:
     """The retry decisions of one call, the same on every transport. `written` marks a
     conditional write and holds the ETag its object would get: once an attempt may have
     landed (its answer was lost), a later 412 may be that attempt's own effect (VERIFY),
-    and a final failure must not claim the write did not happen (UNKNOWN)."""
+    and a final failure must not claim the write did not happen (UNKNOWN). `lost`
+    counts those attempts: one the call did not end with may still be applied later."""
 
     attempts: int
     written: str | None = None
     maybe_applied: bool = False
+    lost: int = 0
 
     def after(self, failure: Failure, attempt: int) -> Step:
         conditional = self.written is not None
@@ -93,10 +95,17 @@ class Retries:
             failure = Failure.PRECONDITION
         if failure is Failure.PRECONDITION:
             return Step.VERIFY if self.maybe_applied and conditional else Step.PRECONDITION
-        self.maybe_applied = self.maybe_applied or (conditional and failure.maybe_applied)
+        if conditional and failure.maybe_applied:
+            self.maybe_applied = True
+            self.lost += 1
         if failure.retryable and attempt < self.attempts:
             return Step.RETRY
         return Step.UNKNOWN if self.maybe_applied else Step.FAIL
+
+    def may_repeat(self, verified: bool) -> bool:
+        """After the call succeeded (or `verified` that one lost attempt landed): whether
+        another attempt, sent and unanswered, may still be applied (a slow server)."""
+        return self.lost > int(verified)
 
     def error(
         self,

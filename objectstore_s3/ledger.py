@@ -4,7 +4,8 @@ One small JSON document per organization, outside its keys, changed only by cond
 PUTs (quota.py does the I/O):
 
     {"version": 2, "bytes": B, "files": F, "generation": G, "rebased_at": T, "drift": false,
-     "leases": {"<id>": {"bytes", "files", "held_bytes", "held_files", "expires", "grace"}},
+     "leases": {"<id>": {"bytes", "files", "held_bytes", "held_files", "expires", "grace",
+                         "nonce", "settled"}},
      "holds": {"<id>": {"bytes", "files", "expires"}}}
 
 `bytes`/`files` are committed usage; a lease is capacity one live store may spend without
@@ -58,10 +59,12 @@ class Lease:
     expires: float = 0.0
     grace: float = 120.0
     nonce: str = ""  # unique per update: tells a landed update from a lost one
+    settled: int = 0  # the holder's changes up to this sequence number are in the ledger
 
     def as_json(self) -> dict[str, float | str]:
         return {
             "nonce": self.nonce,
+            "settled": self.settled,
             "bytes": self.bytes,
             "files": self.files,
             "held_bytes": self.held_bytes,
@@ -173,11 +176,14 @@ class Delta:
 
     `seen` is the rebase generation the store had observed before making them, and
     `applied_by` an upper bound (server clock) on when the last of them was applied.
-    Positive and negative parts are kept apart, for the safe rule of `settle`.
+    Positive and negative parts are kept apart, for the safe rule of `settle`. `seq`
+    numbers a store's deltas: its lease records the last one settled, so an update that
+    lands after the store gave it up for lost is never settled twice.
     """
 
     seen: int
     applied_by: float
+    seq: int
     up_bytes: int = 0
     up_files: int = 0
     down_bytes: int = 0
@@ -218,14 +224,19 @@ class Account:
     deltas: list[Delta] = field(default_factory=list)
     generation: int = 0
     expires: float = 0.0  # server clock; 0: no lease yet; -1: give it back
+    settled: int = 0  # the last Delta.seq the ledger holds
 
     def held_totals(self) -> tuple[int, int]:
         return sum(b for _, b in self.held.values()), sum(f for f, _ in self.held.values())
 
     def settled_into(self, ledger: Ledger, lease_id: str) -> Account:
-        """A copy of this account after settling its changes into `ledger`."""
+        """A copy of this account after settling its changes into `ledger`. Changes the
+        ledger already holds (an update whose answer was lost landed after all) are not
+        settled again: its lease says up to which `seq` they are in."""
         account = replace(self, held=dict(self.held), deltas=[])
-        if account.expires > 0 and lease_id not in ledger.leases:
+        lease = ledger.leases.get(lease_id)
+        done = lease.settled if lease is not None else 0
+        if account.expires > 0 and lease is None:
             # The lease was reclaimed (the store was idle past it): its allowance is gone;
             # what it held for journaled saves was kept as a hold, which it takes back.
             log.warning("Object Store quota lease expired; continuing with a new one")
@@ -233,6 +244,9 @@ class Account:
             ledger.holds.pop(lease_id, None)
         rebase = Rebase(ledger.generation, ledger.rebased_at)
         for delta in self.deltas:
+            account.settled = max(account.settled, delta.seq)
+            if delta.seq <= done:
+                continue
             # No clamping at zero: stores settle in any order, so the committed figures
             # may dip below zero for a while (one store's delete settled before another
             # store's create of the same object); only their sum with the leases matters.
@@ -242,6 +256,18 @@ class Account:
             ledger.drift = ledger.drift or over
         account.generation = ledger.generation
         return account
+
+    def after_release(self, done: int) -> Account:
+        """This account once a release that settled deltas up to `done` has landed."""
+        deltas = [delta for delta in self.deltas if delta.seq > done]
+        return replace(
+            self,
+            deltas=deltas,
+            allowance_bytes=0,
+            allowance_files=0,
+            expires=0.0,
+            settled=max(self.settled, done),
+        )
 
     def write_lease(
         self, ledger: Ledger, lease_id: str, now: float, grace: float, nonce: str = ""
@@ -260,6 +286,7 @@ class Account:
             expires=now + LEASE_SECONDS,
             grace=grace,
             nonce=nonce,
+            settled=self.settled,
         )
         self.expires = now + LEASE_SECONDS
 
@@ -302,6 +329,7 @@ def _lease(raw: Any) -> Lease:
         expires=_time(raw["expires"]),
         grace=_time(raw.get("grace", 120.0)),
         nonce=str(raw.get("nonce", "")),
+        settled=_count(raw.get("settled", 0)),
     )
 
 

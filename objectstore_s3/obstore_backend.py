@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ import obstore
 
 from .backend import ObjectData, ObjectInfo, Progress, StaleUpload, content_etag
 from .errors import KeyNotFoundError, OutcomeUnknownError, PreconditionFailedError
-from .failures import Failure
+from .failures import Failure, Retries
 from .obstore_client import APPLIED, SMALL_BODY, ObstoreConnection
 from .obstore_errors import classify
 from .transfer import download_parts, write_at
@@ -136,6 +137,7 @@ class ObstoreBackend:
             )
         path = self.prefix + key
         expected = None if mode == "overwrite" else (etag or content_etag(data))
+        retries = Retries(self._c.attempts, expected)
         result = self._c.call(
             "write",
             key,
@@ -144,15 +146,17 @@ class ObstoreBackend:
             target=path,
             written=expected,
             verify=lambda: self._landed(key, expected),
+            retries=retries,
         )
+        repeat = retries.may_repeat(result is APPLIED)
         if result is APPLIED:
             info = self.head(key)
             if info is None or info.etag != expected:  # pragma: no cover - raced away
                 raise OutcomeUnknownError(f"The write of '{key}' may not have landed")
-            return info
+            return replace(info, may_repeat=repeat)
         when = self._c.known_time()
         answered = result["e_tag"] or etag or content_etag(data)
-        return ObjectInfo(key, len(data), answered, when[0] if when else None)
+        return ObjectInfo(key, len(data), answered, when[0] if when else None, repeat)
 
     def _landed(self, key: str, expected: str | None) -> bool:
         info = self.head(key)

@@ -82,6 +82,11 @@ class Quota:
         self._state = Account()
         self._busy = 0  # lease grows in a row, each soon after the one before
         self._last_grow = -math.inf
+        self._seq = 0  # the last Delta.seq given out
+        self._sealed = 0  # deltas up to this seq were sent in a ledger update: never grown
+        # What a release whose answer was lost would leave: installed if the ledger later
+        # shows the lease gone (the release landed after it was looked for).
+        self._released: Account | None = None
 
     @property
     def lease_id(self) -> str:
@@ -156,8 +161,14 @@ class Quota:
         when = self._records.server_time()
         applied_by = when[1] if when else time.time() + 3600.0
         last = state.deltas[-1] if state.deltas else None
-        if last is None or last.seen != seen or int(last.applied_by) != int(applied_by):
-            last = Delta(seen, applied_by)
+        if (
+            last is None
+            or last.seq <= self._sealed
+            or last.seen != seen
+            or int(last.applied_by) != int(applied_by)
+        ):
+            self._seq += 1
+            last = Delta(seen, applied_by, self._seq)
             state.deltas.append(last)
         last.applied_by = max(last.applied_by, applied_by)
         last.add(spend.files, spend.bytes)
@@ -302,8 +313,15 @@ class Quota:
         only once the PUT succeeded, so a lost race is never counted twice.
         """
         unanswered = 0
+        # Every attempt below carries these deltas: none may grow once one was sent (the
+        # lease's `settled` mark must cover exactly what an attempt that lands settled).
+        self._sealed = max([self._sealed] + [delta.seq for delta in self._state.deltas])
         for _ in range(_MAX_CONFLICTS):
             ledger, etag, damaged = self._load()
+            if self._released is not None and self._lease_id not in ledger.leases:
+                # A release given up for lost has landed since: what it settled is in.
+                self._state = self._state.after_release(self._released.settled)
+                self._released = None
             now = self._records.server_time()
             low = now[0] if now else time.time()
             expired = ledger.expired(low)
@@ -318,7 +336,7 @@ class Quota:
                 ledger.reclaim(expired, low)
                 # Everything this store has recorded was answered before the listing
                 # began, so the listing has it: its own changes are settled by it.
-                account = replace(account, deltas=[])
+                account = replace(account, deltas=[], settled=self._sealed)
             state = account.settled_into(ledger, self._lease_id)
             for lease in self._adopted:
                 hold = ledger.holds.pop(lease, None)
@@ -339,12 +357,17 @@ class Quota:
             except OutcomeUnknownError:
                 # Sent, unanswered, and changed since by others: our lease's nonce (or its
                 # absence, when giving it back) tells whether this update is in.
-                if not self._landed(nonce if self._lease_id in ledger.leases else None):
+                releasing = self._lease_id not in ledger.leases
+                if not self._landed(None if releasing else nonce):
+                    # It may still land: a later load tells (the lease's `settled` mark,
+                    # or its absence after a release), so nothing is counted twice.
+                    if releasing:
+                        self._released = state
                     unanswered += 1
                     if unanswered >= _MAX_UNANSWERED:
                         raise  # the server keeps not answering: report it
                     continue
-            self._state = state
+            self._state, self._released = state, None
             self._adopted.clear()
             return ledger
         raise StorageUnavailableError(

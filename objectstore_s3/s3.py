@@ -11,6 +11,7 @@ import builtins
 import contextlib
 import io
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,7 +24,7 @@ from .errors import (
     OutcomeUnknownError,
     PreconditionFailedError,
 )
-from .failures import Failure
+from .failures import Failure, Retries
 from .fs import write_private
 from .s3client import APPLIED, S3Connection
 from .s3errors import classify
@@ -142,6 +143,7 @@ class S3Backend:
         bucket_key = self.prefix + key
         extra = _conditions(if_match, if_none_match)
         expected = (etag or content_etag(data)) if extra else None
+        retries = Retries(self._c.attempts, expected)
         response = self._c.call(
             "write",
             key,
@@ -150,8 +152,10 @@ class S3Backend:
             ),
             written=expected,
             verify=lambda: self._landed(key, expected),
+            retries=retries,
         )
-        return self._written(key, response, len(data), expected)
+        info = self._written(key, response, len(data), expected)
+        return replace(info, may_repeat=retries.may_repeat(response is APPLIED))
 
     def _landed(self, key: str, expected: str | None) -> bool:
         info = self.head(key)

@@ -113,6 +113,7 @@ class S3Connection:
         *,
         written: str | None = None,
         verify: Callable[[], bool] | None = None,
+        retries: Retries | None = None,
     ) -> T:
         """Run one request with bounded retries; every error leaves as one of ours.
 
@@ -120,7 +121,8 @@ class S3Connection:
         after an attempt that may have landed, a 412 is checked with `verify` (did the
         earlier attempt land?), and a final failure is `OutcomeUnknownError`.
         """
-        retries = Retries(self.attempts, written)
+        # (`retries`: the caller's, to learn afterwards what the attempts left behind)
+        retries = retries if retries is not None else Retries(self.attempts, written)
         for attempt in range(1, self.attempts + 1):
             sent = time.monotonic()
             try:
