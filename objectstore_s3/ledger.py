@@ -43,6 +43,7 @@ log = logging.getLogger("objectstore_s3")
 
 LEASE_SECONDS = 60.0
 HOLD_SECONDS = 3600.0
+DRIFT_SECONDS = 600.0  # the longest a known over-count waits for a recount
 MB = 1024 * 1024
 
 
@@ -168,6 +169,18 @@ class Ledger:
 
     def live_others(self, lease_id: str) -> int:
         return sum(1 for other in self.leases if other != lease_id)
+
+    def repairs_drift(self, lease_id: str, server_low: float, own_drift: bool) -> bool:
+        """Whether `lease_id`'s update should recount now to repair a possible over-count:
+        at a quiet moment (no other store holds a lease whose unsettled changes a recount
+        could not place), or, in an organization that is never quiet, once DRIFT_SECONDS
+        have passed since the last recount (safe with live stores by the rebase rule,
+        though their changes may drift again)."""
+        if not (self.drift or own_drift):
+            return False
+        if self.live_others(lease_id) == 0 and not self.holds:
+            return True
+        return self.drift and server_low - self.rebased_at > DRIFT_SECONDS
 
 
 @dataclass

@@ -326,12 +326,9 @@ class Quota:
             low = now[0] if now else time.time()
             expired = ledger.expired(low)
             expired += [lease for lease in self._adopted if lease in ledger.leases]
-            # A possible over-count (drift) is repaired at a quiet moment: no other store
-            # holds a lease whose unsettled changes a recount could not place.
-            drifting = ledger.drift or any(delta.ambiguous for delta in self._state.deltas)
-            quiet = drifting and ledger.live_others(self._lease_id) == 0 and not ledger.holds
+            own = any(delta.ambiguous for delta in self._state.deltas)
             account = self._state
-            if recount or expired or quiet or damaged:
+            if recount or expired or damaged or ledger.repairs_drift(self._lease_id, low, own):
                 self._recount(ledger, low)
                 ledger.reclaim(expired, low)
                 # Everything this store has recorded was answered before the listing

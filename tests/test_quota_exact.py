@@ -469,6 +469,33 @@ def test_a_timed_out_create_that_lands_after_a_delete_is_counted(
         assert fill(check) == 1  # the recreated k counts against the limit of 2
 
 
+def test_drift_is_repaired_within_ten_minutes_while_other_stores_are_live(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
+    store = make_store(storage_file_count=10)
+    for index in range(4):
+        store.save(f"k{index}", "v")
+    store.flush()
+    other = make_store(storage_file_count=10, cache_dir=tmp_path / "other")
+    assert other.save("o", "v")  # a live lease: the organization is never quiet
+    other.flush()
+    state = ledger(store)
+    state.update(files=9, drift=True)  # over-counted by 4 (answers lost, say)
+    write_ledger(store, state)
+    store._core.quota.renew()
+    assert ledger(store)["files"] == 9  # recounted 1 s ago: the over-count waits
+    state = ledger(store)
+    state["rebased_at"] = float(state["rebased_at"]) - 601  # type: ignore[arg-type]
+    write_ledger(store, state)
+    store._core.quota.renew()
+    repaired = ledger(store)
+    assert (repaired["files"], repaired["drift"]) == (5, False)
+    assert other._core.quota.lease_id in repaired["leases"]  # type: ignore[operator]
+    at_rest(store, other)
+    check = make_store(cache_dir=tmp_path / "check")
+    assert (ledger(check)["files"], listing(check)[1]) == (5, 5)
+
+
 # torture ---------------------------------------------------------------------------------
 
 
