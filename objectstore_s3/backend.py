@@ -39,14 +39,14 @@ Progress = Callable[[int], None]
 @dataclass(frozen=True)
 class ObjectInfo:
     """An object's size, ETag and Last-Modified time (server clock, seconds since 1970).
-    `may_repeat`, on what a write returns: an earlier attempt of it, its answer lost, may
-    still be applied once (a slow server), e.g. recreating the key after a delete."""
+    `repeats`, on what a write returns: how many earlier attempts of it, their answers
+    lost, may still be applied (a slow server), e.g. recreating the key after a delete."""
 
     key: str
     size: int
     etag: str
     last_modified: float | None = None
-    may_repeat: bool = field(default=False, compare=False)
+    repeats: int = field(default=0, compare=False)
 
     @property
     def modified_at(self) -> datetime | None:

@@ -26,6 +26,7 @@ from .errors import (
     PreconditionFailedError,
     StorageUnavailableError,
 )
+from .ledger import Spend
 from .quota import Quota
 from .segments import Base
 
@@ -173,22 +174,24 @@ class Committer:
                         current = self._backend.head(key)
                     except ObjectStoreError:
                         spend.unknown(files, delta)  # cannot even look: count the increase
+                        self._repeats(spend, condition, size, exc.lost - 1)
                         raise
                     if current is not None and current.etag == exc.expected_etag:
-                        spend.effect(files, delta)  # it landed: exactly as planned
+                        if blind:
+                            spend.unknown(files, delta)  # landed: as a create or not
+                        else:
+                            spend.effect(files, delta)  # it landed: exactly as planned
+                        self._repeats(spend, condition, size, exc.lost - 1)
                         return current
                     # Not there as sent. It may have landed and been replaced, or land
                     # still (a slow server, a request stuck in a queue: the retry then
                     # meets it). Count its increase (never a decrease), then write again.
                     spend.unknown(files, delta)
+                    self._repeats(spend, condition, size, exc.lost - 1)
                 else:
                     if info is not None:
-                        if info.may_repeat:
-                            # An attempt that timed out may land yet, once: with If-None-
-                            # Match after a delete it makes a new object. Count that too.
-                            again = 1 if "if_match" not in condition else 0
-                            spend.unknown(files + again, max(delta, 0) + size)
-                        elif blind and conditional_put:
+                        self._repeats(spend, condition, size, info.repeats)
+                        if blind and conditional_put:
                             spend.unknown(files, delta)
                         else:
                             spend.effect(files, delta)
@@ -213,6 +216,13 @@ class Committer:
             f"'{key}' kept changing under {_ROUNDS} attempts to write it (other writers); "
             "try again."
         )
+
+    @staticmethod
+    def _repeats(spend: Spend, condition: dict[str, str], size: int, count: int) -> None:
+        """Attempts that timed out may land yet, each once: without If-Match (If-None-Match
+        after a delete, or no precondition) each can make a new object."""
+        if count > 0:
+            spend.may_repeat(count * ("if_match" not in condition), count * size)
 
     def delete(
         self, key: str, base: Base, *, accepted: tuple[float, float] | None = None

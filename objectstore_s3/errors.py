@@ -74,9 +74,10 @@ class OutcomeUnknownError(StorageUnavailableError):
     """A write was sent but its answer never came: the server may or may not have applied
     it. The store resolves it (a HEAD compared with what was sent) before it reports."""
 
-    def __init__(self, message: str, expected_etag: str | None = None) -> None:
+    def __init__(self, message: str, expected_etag: str | None = None, lost: int = 1) -> None:
         super().__init__(message)
         self.expected_etag = expected_etag  # the ETag the object has if the write landed
+        self.lost = lost  # attempts sent and unanswered: each may still land (once)
 
 
 class PreconditionFailedError(ObjectStoreError):

@@ -102,10 +102,10 @@ class Retries:
             return Step.RETRY
         return Step.UNKNOWN if self.maybe_applied else Step.FAIL
 
-    def may_repeat(self, verified: bool) -> bool:
-        """After the call succeeded (or `verified` that one lost attempt landed): whether
-        another attempt, sent and unanswered, may still be applied (a slow server)."""
-        return self.lost > int(verified)
+    def repeats(self, verified: bool) -> int:
+        """After the call succeeded (or `verified` that one lost attempt landed): how many
+        other attempts, sent and unanswered, may still be applied (a slow server)."""
+        return max(0, self.lost - int(verified))
 
     def error(
         self,
@@ -121,7 +121,7 @@ class Retries:
         unknown outcome); `translate` is the transport's own, for FAIL."""
         if step in (Step.VERIFY, Step.UNKNOWN):
             assert self.written is not None
-            return unknown_outcome(where, operation, key, attempt, self.written)
+            return unknown_outcome(where, operation, key, attempt, self.written, self.lost)
         if step is Step.PRECONDITION:
             return PreconditionFailedError(f"{operation} of '{key}': the object is not as expected")
         return translate(where, exc, operation, key, attempt)
@@ -199,13 +199,14 @@ def error_for(
 
 
 def unknown_outcome(
-    where: Endpoint, operation: str, key: str, attempts: int, expected: str
+    where: Endpoint, operation: str, key: str, attempts: int, expected: str, lost: int = 1
 ) -> OutcomeUnknownError:
     """A conditional write that may or may not have landed (its answers were lost)."""
     return OutcomeUnknownError(
         f"The S3 server at {where.endpoint} did not answer {operation} of '{key}' after "
         f"{attempts} attempt(s); it may or may not have been applied. Try again later.",
         expected_etag=expected,
+        lost=max(lost, 1),
     )
 
 

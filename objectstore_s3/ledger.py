@@ -6,11 +6,14 @@ PUTs (quota.py does the I/O):
     {"version": 2, "bytes": B, "files": F, "generation": G, "rebased_at": T, "drift": false,
      "leases": {"<id>": {"bytes", "files", "held_bytes", "held_files", "expires", "grace",
                          "nonce", "settled"}},
-     "holds": {"<id>": {"bytes", "files", "expires"}}}
+     "holds": {"<id>": {"bytes", "files", "expires"}},
+     "maybes": [[files, bytes, until], ...]}
 
 `bytes`/`files` are committed usage; a lease is capacity one live store may spend without
 asking (`held_*` of it reserved for its journaled saves); a hold keeps the held part of a
-dead store's lease for the replay of its journal. Times are the server's clock. Invariant:
+dead store's lease for the replay of its journal; a maybe is an increase counted for a
+write whose answer was lost, which may land until `until`: a recount before then adds it
+back (the listing may have missed it). Times are the server's clock. Invariant:
 actual usage <= committed + leases + holds <= limit. See docs/quotas.md.
 """
 
@@ -92,6 +95,7 @@ class Ledger:
     drift: bool = False
     leases: dict[str, Lease] = field(default_factory=dict)
     holds: dict[str, Lease] = field(default_factory=dict)
+    maybes: list[tuple[int, int, float]] = field(default_factory=list)
 
     # -- reading and writing -------------------------------------------------------------
 
@@ -110,6 +114,7 @@ class Ledger:
                 drift=bool(raw.get("drift", False)),
                 leases={str(k): _lease(v) for k, v in dict(raw.get("leases", {})).items()},
                 holds={str(k): _lease(v) for k, v in dict(raw.get("holds", {})).items()},
+                maybes=[_maybe(entry) for entry in list(raw.get("maybes", []))],
             )
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             raise LedgerDamagedError(f"{type(exc).__name__}: {exc}") from exc
@@ -126,6 +131,7 @@ class Ledger:
                 "drift": self.drift,
                 "leases": {k: v.as_json() for k, v in self.leases.items()},
                 "holds": {k: v.as_json() for k, v in self.holds.items()},
+                "maybes": [list(entry) for entry in self.maybes],
             },
             sort_keys=True,
         ).encode()
@@ -166,6 +172,18 @@ class Ledger:
                 )
         for hold_id in [k for k, hold in self.holds.items() if server_low > hold.expires]:
             del self.holds[hold_id]
+
+    def rebase(self, listed_bytes: int, listed_files: int, server_low: float) -> None:
+        """Set committed usage from a listing begun at `server_low` (a new generation).
+        Writes that may still land are added back: the listing may have missed them."""
+        self.maybes = [entry for entry in self.maybes if entry[2] >= server_low]
+        self.files = listed_files + sum(entry[0] for entry in self.maybes)
+        self.bytes = listed_bytes + sum(entry[1] for entry in self.maybes)
+        # Generations grow with the server's clock, so a ledger rebuilt from nothing still
+        # gets one newer than any a store has seen.
+        self.generation = max(self.generation + 1, int(server_low * 1000))
+        self.rebased_at = server_low
+        self.drift = bool(self.maybes)
 
     def live_others(self, lease_id: str) -> int:
         return sum(1 for other in self.leases if other != lease_id)
@@ -242,13 +260,14 @@ class Account:
     def held_totals(self) -> tuple[int, int]:
         return sum(b for _, b in self.held.values()), sum(f for f, _ in self.held.values())
 
-    def settled_into(self, ledger: Ledger, lease_id: str) -> Account:
+    def settled_into(self, ledger: Ledger, lease_id: str, *, rebased: bool = False) -> Account:
         """A copy of this account after settling its changes into `ledger`. Changes the
         ledger already holds (an update whose answer was lost landed after all) are not
-        settled again: its lease says up to which `seq` they are in."""
+        settled again: its lease says up to which `seq` they are in (`rebased`: this
+        update recounted, so every change is weighed against the recount)."""
         account = replace(self, held=dict(self.held), deltas=[])
         lease = ledger.leases.get(lease_id)
-        done = lease.settled if lease is not None else 0
+        done = lease.settled if lease is not None and not rebased else 0
         if account.expires > 0 and lease is None:
             # The lease was reclaimed (the store was idle past it): its allowance is gone;
             # what it held for journaled saves was kept as a hold, which it takes back.
@@ -267,6 +286,8 @@ class Account:
             ledger.files += files
             ledger.bytes += size
             ledger.drift = ledger.drift or over
+            if delta.ambiguous and (files > 0 or size > 0):
+                ledger.maybes.append((files, size, delta.applied_by))
         account.generation = ledger.generation
         return account
 
@@ -331,6 +352,11 @@ def _time(value: Any) -> float:
     return float(value)
 
 
+def _maybe(raw: Any) -> tuple[int, int, float]:
+    files, size, until = raw
+    return _count(files), _count(size), _time(until)
+
+
 def _lease(raw: Any) -> Lease:
     if not isinstance(raw, dict):
         raise TypeError("a lease is an object")
@@ -368,6 +394,13 @@ class Spend:
     bytes: int = 0
     done: bool = False
     ambiguous: bool = False
+    repeat_files: int = 0  # increases an earlier attempt, still in flight, may yet make
+    repeat_bytes: int = 0
+
+    def may_repeat(self, files: int, size: int) -> None:
+        """Besides its effect, a timed-out attempt of the write may still land later and
+        increase usage by at most (files, size): counted as a maybe."""
+        self.repeat_files, self.repeat_bytes = files, size
 
     def effect(self, files: int, size: int) -> None:
         """The write happened and changed usage by exactly (files, size)."""

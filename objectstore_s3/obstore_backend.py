@@ -136,7 +136,8 @@ class ObstoreBackend:
                 key, data, if_match=if_match, if_none_match=if_none_match, etag=etag
             )
         path = self.prefix + key
-        expected = None if mode == "overwrite" else (etag or content_etag(data))
+        # Unconditional writes too: a lost answer is then an unknown outcome, not a failure.
+        expected = etag or content_etag(data)
         retries = Retries(self._c.attempts, expected)
         result = self._c.call(
             "write",
@@ -148,12 +149,12 @@ class ObstoreBackend:
             verify=lambda: self._landed(key, expected),
             retries=retries,
         )
-        repeat = retries.may_repeat(result is APPLIED)
+        repeat = retries.repeats(result is APPLIED)
         if result is APPLIED:
             info = self.head(key)
             if info is None or info.etag != expected:  # pragma: no cover - raced away
                 raise OutcomeUnknownError(f"The write of '{key}' may not have landed")
-            return replace(info, may_repeat=repeat)
+            return replace(info, repeats=repeat)
         when = self._c.known_time()
         answered = result["e_tag"] or etag or content_etag(data)
         return ObjectInfo(key, len(data), answered, when[0] if when else None, repeat)

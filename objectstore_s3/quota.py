@@ -131,8 +131,8 @@ class Quota:
             state = self._state
             state.flying_files -= need_files
             state.flying_bytes -= need_bytes
-            state.allowance_files += need_files - max(spend.files, 0)
-            state.allowance_bytes += need_bytes - max(spend.bytes, 0)
+            state.allowance_files += need_files - max(spend.files, 0) - spend.repeat_files
+            state.allowance_bytes += need_bytes - max(spend.bytes, 0) - spend.repeat_bytes
             self._record(spend, seen)
 
     def keep(
@@ -157,22 +157,31 @@ class Quota:
             self._state.allowance_bytes += size
 
     def _record(self, spend: Spend, seen: int) -> None:
-        state = self._state
         when = self._records.server_time()
         applied_by = when[1] if when else time.time() + 3600.0
-        last = state.deltas[-1] if state.deltas else None
+        self._add(spend.files, spend.bytes, seen, applied_by, spend.ambiguous)
+        if spend.repeat_files or spend.repeat_bytes:
+            self._add(spend.repeat_files, spend.repeat_bytes, seen, applied_by, True)
+
+    def _add(self, files: int, size: int, seen: int, applied_by: float, maybe: bool) -> None:
+        if maybe:
+            # A write whose answer was lost may be applied later: by `grace` (the worst
+            # case of one write) at the latest, the one assumption about slow servers.
+            applied_by += self._grace
+        deltas = self._state.deltas
+        last = deltas[-1] if deltas else None
         if (
             last is None
             or last.seq <= self._sealed
+            or last.ambiguous != maybe
             or last.seen != seen
             or int(last.applied_by) != int(applied_by)
         ):
             self._seq += 1
-            last = Delta(seen, applied_by, self._seq)
-            state.deltas.append(last)
+            last = Delta(seen, applied_by, self._seq, ambiguous=maybe)
+            deltas.append(last)
         last.applied_by = max(last.applied_by, applied_by)
-        last.add(spend.files, spend.bytes)
-        last.ambiguous = last.ambiguous or spend.ambiguous
+        last.add(files, size)
 
     def _take(self, key: str, files: int, size: int, held: str | None) -> tuple[int, int]:
         """Move (files, size) from the allowance (or the hold) into flight."""
@@ -328,13 +337,17 @@ class Quota:
             expired += [lease for lease in self._adopted if lease in ledger.leases]
             own = any(delta.ambiguous for delta in self._state.deltas)
             account = self._state
-            if recount or expired or damaged or ledger.repairs_drift(self._lease_id, low, own):
+            rebased = recount or bool(expired) or damaged
+            rebased = rebased or ledger.repairs_drift(self._lease_id, low, own)
+            if rebased:
                 self._recount(ledger, low)
                 ledger.reclaim(expired, low)
-                # Everything this store has recorded was answered before the listing
-                # began, so the listing has it: its own changes are settled by it.
-                account = replace(account, deltas=[], settled=self._sealed)
-            state = account.settled_into(ledger, self._lease_id)
+                # What this store recorded exactly was answered before the listing began,
+                # so the listing has it; a maybe (a lost answer) may land after it, so its
+                # increase still counts until its horizon (Delta.settle).
+                maybes = [delta for delta in account.deltas if delta.ambiguous]
+                account = replace(account, deltas=maybes, settled=self._sealed)
+            state = account.settled_into(ledger, self._lease_id, rebased=rebased)
             for lease in self._adopted:
                 hold = ledger.holds.pop(lease, None)
                 if hold is not None:
@@ -384,12 +397,7 @@ class Quota:
     def _recount(self, ledger: Ledger, low: float) -> None:
         """Set committed usage from a listing begun now (a new rebase generation)."""
         listed = self.list_usage()
-        ledger.bytes, ledger.files = listed.bytes, listed.files
-        # Generations grow with the server's clock, so a ledger rebuilt from nothing still
-        # gets one newer than any a store has seen.
-        ledger.generation = max(ledger.generation + 1, int(low * 1000))
-        ledger.rebased_at = low
-        ledger.drift = False
+        ledger.rebase(listed.bytes, listed.files, low)
 
     def _load(self) -> tuple[Ledger, str | None, bool]:
         """The ledger, its ETag (None: absent) and whether it must be rebuilt."""

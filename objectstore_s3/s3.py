@@ -142,7 +142,8 @@ class S3Backend:
     ) -> ObjectInfo:
         bucket_key = self.prefix + key
         extra = _conditions(if_match, if_none_match)
-        expected = (etag or content_etag(data)) if extra else None
+        # Unconditional writes too: a lost answer is then an unknown outcome, not a failure.
+        expected = etag or content_etag(data)
         retries = Retries(self._c.attempts, expected)
         response = self._c.call(
             "write",
@@ -155,7 +156,7 @@ class S3Backend:
             retries=retries,
         )
         info = self._written(key, response, len(data), expected)
-        return replace(info, may_repeat=retries.may_repeat(response is APPLIED))
+        return replace(info, repeats=retries.repeats(response is APPLIED))
 
     def _landed(self, key: str, expected: str | None) -> bool:
         info = self.head(key)

@@ -164,9 +164,13 @@ def test_saves_whose_answers_were_lost_are_counted(
     with ObjectStore(direct.model_copy(update={"cache_dir": tmp_path / "check"})) as check:
         objects = listing(check)[1]
         assert objects <= 3, results
-        assert ledger(check)["files"] == objects  # what landed was counted, exactly
-    # Lost answers were resolved (a HEAD found what was sent): saved, then refused.
-    assert results == [True, True, False, False]
+        # What landed was counted; attempts that may still land count until their horizon.
+        assert ledger(check)["files"] >= objects
+    # Lost answers were resolved (a HEAD found what was sent): each save is saved or refused,
+    # and every saved one is there.
+    assert results[0] is True
+    assert set(results) <= {True, False}
+    assert objects == 1 + results.count(True)
 
 
 # (d) -----------------------------------------------------------------------------------
@@ -431,9 +435,9 @@ def test_an_overwrite_that_lands_after_it_was_looked_for_is_counted(
     at_rest(store)
     check = make_store(storage_limit_bytes=1000, cache_dir=tmp_path / "check")
     assert check.read_bytes("k") == b"y" * 600
-    assert ledger(check)["bytes"] >= listing(check)[0] == 600  # never under the truth
+    # Counted, and kept through the quiet recount at close: it might have landed later.
+    assert ledger(check)["bytes"] >= listing(check)[0] == 600
     assert not check.save_bytes("other", b"z" * 500)  # 600 + 500 would pass the limit
-    assert check.save_bytes("other", b"z" * 400)
 
 
 @pytest.mark.seaweedfs
@@ -450,11 +454,13 @@ def test_a_timed_out_create_that_lands_after_a_delete_is_counted(
         update={"endpoint_url": fault_proxy.url, "read_timeout_seconds": 1.0, "max_attempts": 3}
     )
     path = rf"^/{settings.bucket}/{settings.organization_id}/k$"
-    fault_proxy.add_rule(Fault.deliver_late(2.0), method="PUT", path=path, times=1)
+    fault_proxy.add_rule(Fault.deliver_late(3.0), method="PUT", path=path, times=1)
     store = ObjectStore(settings)
     other = ObjectStore(direct.model_copy(update={"cache_dir": tmp_path / "other"}))
     assert store.save("k", "v")  # the first attempt timed out; the second one created k
     assert other.delete("k")  # counted: -1
+    store._core.quota.settle()
+    assert other.reconcile_usage().files >= 1  # a recount before the late attempt lands
 
     # The first attempt reaches the server now: k is absent, so If-None-Match lets it in.
     def late(proxy: FaultProxy) -> list[int | None]:
@@ -462,11 +468,13 @@ def test_a_timed_out_create_that_lands_after_a_delete_is_counted(
 
     fault_proxy.wait_for(lambda proxy: late(proxy) != [None], timeout=10)
     assert late(fault_proxy) == [200]
+    assert ledger(other)["files"] >= listing(other)[1] == 1  # with both stores live
     at_rest(store, other)
     with ObjectStore(direct.model_copy(update={"cache_dir": tmp_path / "check"})) as check:
         assert check.read("k") == "v"
-        assert (ledger(check)["files"], listing(check)[1]) == (1, 1)
-        assert fill(check) == 1  # the recreated k counts against the limit of 2
+        assert ledger(check)["files"] >= listing(check)[1] == 1
+        fill(check)
+        assert listing(check)[1] <= 2  # the recreated k counts against the limit of 2
 
 
 def test_drift_is_repaired_within_ten_minutes_while_other_stores_are_live(
@@ -563,3 +571,15 @@ def test_torture_processes_on_two_nodes_with_lost_answers(
             outputs,
         )
         assert set(state["leases"]) <= {rest._core.quota.lease_id}  # every worker gave back
+
+
+def test_a_recount_keeps_a_maybe_until_its_horizon_then_trusts_the_listing() -> None:
+    from objectstore_s3.ledger import Ledger
+
+    book = Ledger(files=3, bytes=30, maybes=[(1, 10, 100.0), (2, 20, 50.0)])
+    book = Ledger.parse(book.dump())  # kept in the ledger as written
+    book.rebase(listed_bytes=5, listed_files=1, server_low=60.0)
+    # The write that may land until 100 may be missing from a listing begun at 60.
+    assert (book.files, book.bytes, book.maybes, book.drift) == (2, 15, [(1, 10, 100.0)], True)
+    book.rebase(listed_bytes=15, listed_files=2, server_low=101.0)
+    assert (book.files, book.bytes, book.maybes, book.drift) == (2, 15, [], False)
