@@ -294,7 +294,7 @@ class Quota:
                 return
 
             def apply(ledger: Ledger, state: Account) -> None:
-                if release and not state.held and not state.flying_files:
+                if release and not state.held and not state.flying_files | state.flying_bytes:
                     state.allowance_bytes = state.allowance_files = 0
                     state.expires = -1.0  # drop the lease from the ledger
 
