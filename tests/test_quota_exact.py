@@ -564,13 +564,19 @@ def test_torture_processes_on_two_nodes_with_lost_answers(
     with ObjectStore(direct.model_copy(update={"cache_dir": tmp_path / "rest"})) as rest:
         rest.flush()
         state = ledger(rest)
-        assert (state["bytes"], state["files"]) == listing(rest), (
-            state["drift"],
-            state["leases"],
-            state["holds"],
-            outputs,
-        )
+        listed = listing(rest)
+        assert state["bytes"] >= listed[0], (state, outputs)  # never under the truth
+        assert state["files"] >= listed[1], (state, outputs)
         assert set(state["leases"]) <= {rest._core.quota.lease_id}  # every worker gave back
+        # Writes whose answers were lost count until their horizon (they might land yet);
+        # past it, a recount trusts the listing alone, and it is exact.
+        deadline = time.monotonic() + 180
+        while ledger(rest)["maybes"]:
+            assert time.monotonic() < deadline, ledger(rest)["maybes"]
+            time.sleep(1.0)  # the horizon is on the server's clock: poll it
+            rest.reconcile_usage()
+        state = ledger(rest)
+        assert (state["bytes"], state["files"]) == listing(rest) == listed, (state, outputs)
 
 
 def test_a_recount_keeps_a_maybe_until_its_horizon_then_trusts_the_listing() -> None:
