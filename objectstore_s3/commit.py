@@ -173,7 +173,7 @@ class Committer:
                     try:
                         current = self._backend.head(key)
                     except ObjectStoreError:
-                        spend.unknown(files, delta)  # cannot even look: count the increase
+                        spend.unanswered(files, delta)  # cannot even look: a maybe
                         self._repeats(spend, condition, size, exc.lost - 1)
                         raise
                     if current is not None and current.etag == exc.expected_etag:
@@ -186,7 +186,7 @@ class Committer:
                     # Not there as sent. It may have landed and been replaced, or land
                     # still (a slow server, a request stuck in a queue: the retry then
                     # meets it). Count its increase (never a decrease), then write again.
-                    spend.unknown(files, delta)
+                    spend.unanswered(files, delta)
                     self._repeats(spend, condition, size, exc.lost - 1)
                 else:
                     if info is not None:

@@ -220,6 +220,7 @@ class Delta:
     down_bytes: int = 0
     down_files: int = 0
     ambiguous: bool = False
+    pending: bool = False  # a lost answer: may still be applied up to `applied_by`
 
     def add(self, files: int, size: int) -> None:
         self.up_files += max(files, 0)
@@ -286,7 +287,7 @@ class Account:
             ledger.files += files
             ledger.bytes += size
             ledger.drift = ledger.drift or over
-            if delta.ambiguous and (files > 0 or size > 0):
+            if delta.pending and (files > 0 or size > 0):
                 ledger.maybes.append((files, size, delta.applied_by))
         account.generation = ledger.generation
         return account
@@ -394,6 +395,7 @@ class Spend:
     bytes: int = 0
     done: bool = False
     ambiguous: bool = False
+    pending: bool = False  # may still be applied later (its answer was lost)
     repeat_files: int = 0  # increases an earlier attempt, still in flight, may yet make
     repeat_bytes: int = 0
 
@@ -407,8 +409,15 @@ class Spend:
         self.files, self.bytes, self.done = files, size, True
 
     def unknown(self, files: int, size: int) -> None:
-        """The write may or may not have happened: only the increase is counted."""
+        """The write's effect is decided but not known (a create or an overwrite, a delete
+        by us or by another): only the increase is counted, until a recount."""
         self.files, self.bytes, self.done, self.ambiguous = files, size, True, True
+
+    def unanswered(self, files: int, size: int) -> None:
+        """The write was sent and its answer lost: it may have happened, or happen yet (a
+        slow server). Its increase counts until its horizon, recounts included."""
+        self.unknown(files, size)
+        self.pending = True
 
 
 def files_refused(key: str, limit: int, stored: int, reserved: int) -> StorageLimitExceededError:

@@ -159,12 +159,16 @@ class Quota:
     def _record(self, spend: Spend, seen: int) -> None:
         when = self._records.server_time()
         applied_by = when[1] if when else time.time() + 3600.0
-        self._add(spend.files, spend.bytes, seen, applied_by, spend.ambiguous)
+        kind = (spend.ambiguous, spend.pending)
+        self._add(spend.files, spend.bytes, seen, applied_by, kind)
         if spend.repeat_files or spend.repeat_bytes:
-            self._add(spend.repeat_files, spend.repeat_bytes, seen, applied_by, True)
+            self._add(spend.repeat_files, spend.repeat_bytes, seen, applied_by, (True, True))
 
-    def _add(self, files: int, size: int, seen: int, applied_by: float, maybe: bool) -> None:
-        if maybe:
+    def _add(
+        self, files: int, size: int, seen: int, applied_by: float, kind: tuple[bool, bool]
+    ) -> None:
+        """Add a change to the open delta of its kind (ambiguous, pending), or a new one."""
+        if kind[1]:
             # A write whose answer was lost may be applied later: by `grace` (the worst
             # case of one write) at the latest, the one assumption about slow servers.
             applied_by += self._grace
@@ -173,12 +177,12 @@ class Quota:
         if (
             last is None
             or last.seq <= self._sealed
-            or last.ambiguous != maybe
+            or (last.ambiguous, last.pending) != kind
             or last.seen != seen
             or int(last.applied_by) != int(applied_by)
         ):
             self._seq += 1
-            last = Delta(seen, applied_by, self._seq, ambiguous=maybe)
+            last = Delta(seen, applied_by, self._seq, ambiguous=kind[0], pending=kind[1])
             deltas.append(last)
         last.applied_by = max(last.applied_by, applied_by)
         last.add(files, size)
@@ -345,7 +349,7 @@ class Quota:
                 # What this store recorded exactly was answered before the listing began,
                 # so the listing has it; a maybe (a lost answer) may land after it, so its
                 # increase still counts until its horizon (Delta.settle).
-                maybes = [delta for delta in account.deltas if delta.ambiguous]
+                maybes = [delta for delta in account.deltas if delta.pending]
                 account = replace(account, deltas=maybes, settled=self._sealed)
             state = account.settled_into(ledger, self._lease_id, rebased=rebased)
             for lease in self._adopted:
