@@ -136,8 +136,7 @@ class ObstoreBackend:
                 key, data, if_match=if_match, if_none_match=if_none_match, etag=etag
             )
         path = self.prefix + key
-        # Unconditional writes too: a lost answer is then an unknown outcome, not a failure.
-        expected = etag or content_etag(data)
+        expected = None if mode == "overwrite" else (etag or content_etag(data))
         retries = Retries(self._c.attempts, expected)
         result = self._c.call(
             "write",

@@ -142,8 +142,7 @@ class S3Backend:
     ) -> ObjectInfo:
         bucket_key = self.prefix + key
         extra = _conditions(if_match, if_none_match)
-        # Unconditional writes too: a lost answer is then an unknown outcome, not a failure.
-        expected = etag or content_etag(data)
+        expected = (etag or content_etag(data)) if extra else None
         retries = Retries(self._c.attempts, expected)
         response = self._c.call(
             "write",
