@@ -28,7 +28,7 @@ from boto3.s3.transfer import TransferConfig
 from common import BUCKET, create_bucket, print_table, raw_client, seaweed, settings_for
 
 from objectstore_s3 import ObjectStore
-from objectstore_s3.server import SeaweedServer
+from objectstore_s3.server.seaweedfs import SeaweedServer
 
 OPERATIONS = ["boto3-download", "store-get", "boto3-upload", "store-sync"]
 

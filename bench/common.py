@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
-from objectstore_s3.server import SeaweedServer
+from objectstore_s3.server.seaweedfs import SeaweedServer
 
 BUCKET = "bench"
 

@@ -48,7 +48,7 @@ from minio import Minio
 from obstore.store import S3Store
 
 from objectstore_s3 import ObjectStore
-from objectstore_s3.server import SeaweedServer
+from objectstore_s3.server.seaweedfs import SeaweedServer
 
 KiB = 1024
 ROOT = Path(__file__).resolve().parent.parent

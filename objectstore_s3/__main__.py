@@ -1,6 +1,6 @@
 """`python -m objectstore_s3` runs the command line."""
 
-from .cli import main
+from .cli.commands import main
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import codecs
-from .backend import Backend
 from .errors import (
     KeyNotFoundError,
     ObjectDecodeError,
@@ -27,13 +26,14 @@ from .errors import (
     StorageLimitExceededError,
     StoragePermissionError,
 )
-from .flusher import Flusher
 from .keys import KeySpace, normalize_key
 from .lean import PERMISSION_MESSAGES, Generic_, KeyValuePair, ObjectStat, StorageUsage
-from .parts import Parts, assemble, exit_hook, node_parts, register_exit
-from .readahead import fetch_ahead
+from .node.flusher import Flusher
+from .node.node import Parts, assemble, exit_hook, node_parts, register_exit
+from .node.readahead import fetch_ahead
+from .node.view import Listed
 from .settings import ObjectStoreSettings
-from .view import Listed
+from .transport.base import Backend
 
 __all__ = ["KeyValuePair", "ObjectStat", "ObjectStore", "StorageUsage"]
 
@@ -393,7 +393,7 @@ class ObjectStore:
 
     def _connection(self) -> Backend:
         if self._injected is None:
-            from .connect import open_backend
+            from .node.connect import open_backend
 
             self._injected = open_backend(self.settings)
         return self._injected

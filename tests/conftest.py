@@ -23,8 +23,8 @@ import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
 from objectstore_s3.errors import StorageUnavailableError
-from objectstore_s3.memory import MemoryBackend, MemoryBucket
-from objectstore_s3.server import SeaweedServer, find_weed
+from objectstore_s3.server.seaweedfs import SeaweedServer, find_weed
+from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 from tests.faultproxy import fault_proxy as fault_proxy  # the fixture, for every test module
 from tests.rclone import RcloneServer, find_rclone
 
@@ -82,7 +82,7 @@ def store_settings(
 
 def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
     """Settings for an endpoint on a free loopback port where nothing listens."""
-    from objectstore_s3.server import free_ports
+    from objectstore_s3.server.seaweedfs import free_ports
 
     (port,) = free_ports(1)
     values: dict[str, Any] = {
@@ -211,7 +211,7 @@ def moto_server() -> Iterator[str]:
     """moto as an HTTP server on loopback, for tests that use several processes."""
     from moto.server import ThreadedMotoServer
 
-    from objectstore_s3.server import free_ports
+    from objectstore_s3.server.seaweedfs import free_ports
 
     (port,) = free_ports(1)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -58,7 +58,7 @@ from tests.faultproxy_rules import (
 )
 
 if TYPE_CHECKING:
-    from objectstore_s3.server import SeaweedServer
+    from objectstore_s3.server.seaweedfs import SeaweedServer
 
 __all__ = ["Fault", "FaultKind", "FaultProxy", "ProxyStats", "RequestRecord", "Rule", "fault_proxy"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from objectstore_s3 import ObjectStore
-from objectstore_s3.quota import LEDGER
+from objectstore_s3.quota.transaction import LEDGER
 
 
 def server_errors(backend_name: str) -> tuple[type[BaseException], ...]:

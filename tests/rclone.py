@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from objectstore_s3.server import free_ports
+from objectstore_s3.server.seaweedfs import free_ports
 
 __all__ = ["RcloneServer", "find_rclone"]
 

@@ -16,7 +16,7 @@ import diskcache
 import pytest
 
 from objectstore_s3 import KeyNotFoundError, ObjectStore
-from objectstore_s3.cache import CacheEntry, NodeCache
+from objectstore_s3.local.cache import CacheEntry, NodeCache
 from tests.conftest import StoreFactory
 from tests.helpers import requests_of
 

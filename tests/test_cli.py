@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from objectstore_s3 import ObjectStoreSettings, StorageUnavailableError
-from objectstore_s3 import server as server_module
-from objectstore_s3.server import STOP_GRACE_SECONDS, SeaweedServer, pid_alive, stop_pid
+from objectstore_s3.server import seaweedfs as server_module
+from objectstore_s3.server.seaweedfs import STOP_GRACE_SECONDS, SeaweedServer, pid_alive, stop_pid
 from tests.conftest import store_settings
 
 pytestmark = pytest.mark.seaweedfs

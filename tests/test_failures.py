@@ -16,7 +16,7 @@ from objectstore_s3 import (
     StoragePermissionError,
     StorageUnavailableError,
 )
-from objectstore_s3.server import SeaweedServer
+from objectstore_s3.server.seaweedfs import SeaweedServer
 from tests.conftest import StoreFactory, store_settings, unreachable_settings
 from tests.helpers import server_errors
 
@@ -91,8 +91,8 @@ def test_closed_store_refuses_work(store: ObjectStore) -> None:
 
 
 def test_aws_endpoint_uses_aws_and_the_credential_chain(tmp_path: Path) -> None:
-    from objectstore_s3.s3 import S3Backend
-    from objectstore_s3.server import resolve_endpoint
+    from objectstore_s3.server.seaweedfs import resolve_endpoint
+    from objectstore_s3.transport.boto3.backend import S3Backend
 
     settings = ObjectStoreSettings(
         endpoint_url="aws", region="eu-west-1", bucket="my-bucket", local_root=tmp_path

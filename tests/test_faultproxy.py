@@ -27,7 +27,7 @@ import psutil
 import pytest
 from botocore.config import Config
 
-from objectstore_s3.server import SeaweedServer, free_ports
+from objectstore_s3.server.seaweedfs import SeaweedServer, free_ports
 from tests.faultproxy import Fault, FaultProxy
 from tests.faultproxy_http import Framing, copy_body, parse_message, response_framing
 

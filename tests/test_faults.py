@@ -38,7 +38,7 @@ from objectstore_s3 import (
     ObjectStoreSettings,
     StorageUnavailableError,
 )
-from objectstore_s3.server import SeaweedServer
+from objectstore_s3.server.seaweedfs import SeaweedServer
 from tests.conftest import BUCKET
 from tests.faultproxy import Fault, FaultProxy
 from tests.helpers import ledger, listing

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from objectstore_s3.server import free_ports
+from objectstore_s3.server.seaweedfs import free_ports
 from tests.test_cli import (
     ROOT,
     Runner,

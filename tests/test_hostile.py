@@ -18,7 +18,7 @@ from objectstore_s3 import (
     ObjectStoreError,
     UnsafeFolderError,
 )
-from objectstore_s3 import cache as cache_module
+from objectstore_s3.local import cache as cache_module
 from tests.conftest import StoreFactory
 from tests.helpers import crash
 

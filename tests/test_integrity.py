@@ -25,7 +25,7 @@ from objectstore_s3 import (
     ObjectStoreSettings,
     SupersededWriteError,
 )
-from objectstore_s3 import journal as journal_module
+from objectstore_s3.local import journal as journal_module
 from tests.helpers import crash, requests_of
 from tests.worker import ROOT, settings_json
 

@@ -331,7 +331,7 @@ def test_256_mib_round_trip(make_store: StoreFactory, tmp_path: Path) -> None:
 
 def test_a_failed_delete_keeps_the_local_file(tmp_path: Path) -> None:
     """The object is still in the bucket, so its local file (maybe with changes) stays."""
-    from objectstore_s3.memory import MemoryBackend, MemoryBucket
+    from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
     from tests.conftest import store_settings
 
     bucket = MemoryBucket()

@@ -41,9 +41,9 @@ from objectstore_s3 import (
     ObjectStoreSettings,
     SupersededWriteError,
 )
-from objectstore_s3.memory import MemoryBackend, MemoryBucket
-from objectstore_s3.quota import LEDGER
-from objectstore_s3.server import SeaweedServer
+from objectstore_s3.quota.transaction import LEDGER
+from objectstore_s3.server.seaweedfs import SeaweedServer
+from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 from tests.helpers import crash
 from tests.model import Clash, Conflict, Missing, Model
 

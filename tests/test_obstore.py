@@ -26,20 +26,20 @@ from objectstore_s3 import (
     StoragePermissionError,
     StorageUnavailableError,
 )
-from objectstore_s3.backend import content_etag
-from objectstore_s3.capability import probe
 from objectstore_s3.errors import (
     KeyNotFoundError,
     OutcomeUnknownError,
     PreconditionFailedError,
 )
-from objectstore_s3.failures import Failure
-from objectstore_s3.obstore_backend import ObstoreBackend
-from objectstore_s3.obstore_errors import classify, translate
-from objectstore_s3.s3 import S3Backend
-from objectstore_s3.server import SeaweedServer, resolve_endpoint
+from objectstore_s3.server.seaweedfs import SeaweedServer, resolve_endpoint
 from objectstore_s3.settings import ObjectStoreSettings
-from objectstore_s3.transfer import download_parts
+from objectstore_s3.transport.base import content_etag
+from objectstore_s3.transport.boto3.backend import S3Backend
+from objectstore_s3.transport.capability import probe
+from objectstore_s3.transport.failures import Failure
+from objectstore_s3.transport.obstore.backend import ObstoreBackend
+from objectstore_s3.transport.obstore.errors import classify, translate
+from objectstore_s3.transport.transfer import download_parts
 from tests.conftest import store_settings, unreachable_settings
 from tests.faultproxy import Fault, FaultProxy
 from tests.worker import ROOT, settings_json
@@ -275,7 +275,7 @@ def test_no_credentials_at_all_is_a_permission_error(
 
 def test_missing_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(sys.modules):
-        if name == "obstore" or name.startswith(("obstore.", "objectstore_s3.obstore")):
+        if name == "obstore" or name.startswith(("obstore.", "objectstore_s3.transport.obstore")):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "obstore", None)  # as if not installed
     store = ObjectStore(unreachable_settings(tmp_path, transport="obstore"))
@@ -359,7 +359,7 @@ def test_throttled_requests_are_retried(
 def test_conditional_deletes_and_puts_are_honoured(
     settings: Callable[..., ObjectStoreSettings], monkeypatch: pytest.MonkeyPatch, scope: str
 ) -> None:
-    import objectstore_s3.capability as capability
+    import objectstore_s3.transport.capability as capability
 
     monkeypatch.setattr(capability, "_probed", {})  # not the boto3 transport's finding
     backend = open_obstore(settings()).scoped(scope)

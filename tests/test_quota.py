@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings, StorageLimitExceededError
-from objectstore_s3 import quota as quota_module
-from objectstore_s3.ledger import grant_headroom
-from objectstore_s3.quota import LEDGER
+from objectstore_s3.quota import transaction as quota_module
+from objectstore_s3.quota.ledger import grant_headroom
+from objectstore_s3.quota.transaction import LEDGER
 from tests.conftest import StoreFactory
 from tests.helpers import delete_ledger, ledger, listing, put_behind, requests_of, write_ledger
 from tests.worker import spawn

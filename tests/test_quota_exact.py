@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
-from objectstore_s3.backend import content_etag
 from objectstore_s3.errors import OutcomeUnknownError, PreconditionFailedError
-from objectstore_s3.quota import LEDGER
-from objectstore_s3.server import SeaweedServer
+from objectstore_s3.quota.transaction import LEDGER
+from objectstore_s3.server.seaweedfs import SeaweedServer
+from objectstore_s3.transport.base import content_etag
 from tests.conftest import StoreFactory, store_settings
 from tests.faultproxy import Fault, FaultProxy
 from tests.helpers import ledger, listing, write_ledger
@@ -294,7 +294,7 @@ def test_a_ledger_of_nonsense_is_rebuilt_from_a_listing(
 
 
 def put_ledger_raw(store: ObjectStore, body: bytes) -> None:
-    from objectstore_s3.quota import LEDGER
+    from objectstore_s3.quota.transaction import LEDGER
 
     store._core.quota._records.put(LEDGER, body)
 
@@ -580,7 +580,7 @@ def test_torture_processes_on_two_nodes_with_lost_answers(
 
 
 def test_a_recount_keeps_a_maybe_until_its_horizon_then_trusts_the_listing() -> None:
-    from objectstore_s3.ledger import Ledger
+    from objectstore_s3.quota.ledger import Ledger
 
     book = Ledger(files=3, bytes=30, maybes=[(1, 10, 100.0), (2, 20, 50.0)])
     book = Ledger.parse(book.dump())  # kept in the ledger as written

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from objectstore_s3 import InvalidKeyError, KeyNotFoundError, ObjectStore
-from objectstore_s3.memory import MemoryBackend, MemoryBucket
+from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 from tests.conftest import StoreFactory, store_settings
 
 MiB = 1024 * 1024

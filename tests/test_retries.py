@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from objectstore_s3.failures import Failure, Retries, Step
+from objectstore_s3.transport.failures import Failure, Retries, Step
 
 
 def test_reads_retry_transient_failures_then_fail() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import botocore.utils
 import pytest
 
-from objectstore_s3.s3client import parse_timestamp
+from objectstore_s3.transport.boto3.client import parse_timestamp
 
 
 @pytest.mark.parametrize(

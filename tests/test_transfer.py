@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
-from objectstore_s3.transfer import FileWindow
+from objectstore_s3.transport.transfer import FileWindow
 from tests.faultproxy import Fault, FaultProxy
 
 MiB = 1024 * 1024

@@ -20,7 +20,7 @@ from objectstore_s3 import (
     ObjectStoreSettings,
     StorageUnavailableError,
 )
-from objectstore_s3.server import SeaweedServer
+from objectstore_s3.server.seaweedfs import SeaweedServer
 from tests.conftest import StoreFactory, store_settings, unreachable_settings
 from tests.helpers import break_backend, requests_of
 from tests.worker import ROOT, settings_json, spawn

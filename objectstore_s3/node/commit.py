@@ -1,0 +1,267 @@
+"""Applying one write to the bucket so that its effect is known exactly.
+
+Every object write carries a precondition: a key the node believes absent is written with
+`If-None-Match: *` (+1 file, +size), one whose ETag it knows with `If-Match` (+size - old
+size); a delete with `If-Match`. A 412 means the node's belief was stale: a HEAD gives
+the truth and the write is retried against it. So the quota counts what each write really
+did, whatever other nodes do meanwhile, and a write never clobbers what it did not expect.
+
+Pending write-behind work also carries the server time it was accepted at: if the object
+changed since, the newer object wins and the pending write is dropped and reported (a
+node that crashed and replays later never overwrites what others wrote meanwhile).
+An answer that never came is resolved with a HEAD before anything is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from objectstore_s3.errors import (
+    ObjectStoreError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    StorageUnavailableError,
+)
+from objectstore_s3.local.segments import Base
+from objectstore_s3.quota.ledger import Spend
+from objectstore_s3.quota.transaction import Quota
+from objectstore_s3.transport.base import Backend, ObjectInfo, Progress, content_etag
+
+__all__ = ["Committer", "Superseded"]
+
+log = logging.getLogger("objectstore_s3")
+
+_ROUNDS = 8  # precondition retries before giving up on a key that keeps changing
+_OPTIMISTIC_BYTES = 1024 * 1024  # up to this, guess "absent" rather than HEAD first
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """A pending write that lost to a newer object (written after it was accepted)."""
+
+    key: str
+    current: ObjectInfo | None
+
+
+def _plan(base: Base, size: int) -> tuple[dict[str, str], int, int]:
+    """(precondition, files delta, bytes delta) of writing `size` bytes over `base`."""
+    if base.known and base.etag is not None:
+        return {"if_match": base.etag}, 0, size - base.size
+    return {"if_none_match": "*"}, 1, size
+
+
+def _base_of(info: ObjectInfo | None) -> Base:
+    return Base.absent() if info is None else Base(info.etag, info.size, True)
+
+
+def written_after(info: ObjectInfo, accepted: tuple[float, float]) -> bool | None:
+    """Whether the object was surely written after the acceptance window (True), surely
+    before it (False), or cannot be told (None). S3 keeps Last-Modified in whole seconds."""
+    if info.last_modified is None:
+        return None
+    resolution = 1.0 if float(info.last_modified).is_integer() else 1e-6
+    if info.last_modified > accepted[1]:
+        return True
+    if info.last_modified + resolution < accepted[0]:
+        return False
+    return None
+
+
+def _newer_than(accepted: tuple[float, float]) -> Callable[[ObjectInfo | None], bool]:
+    """Pending work gives way to an object written after it was accepted, or maybe so.
+    (A key deleted meanwhile leaves no trace to compare: the pending save goes ahead.)"""
+    return lambda current: current is not None and written_after(current, accepted) is not False
+
+
+class Committer:
+    """Conditional writes with exact quota accounting, for both write modes."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        quota: Quota,
+        *,
+        conditional: Callable[[], tuple[bool, bool]],
+    ) -> None:
+        self._backend = backend
+        self._quota = quota
+        # (puts honour preconditions, deletes honour If-Match), probed on first use.
+        self._conditional = conditional
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        base: Base,
+        *,
+        accepted: tuple[float, float] | None = None,
+        held: str | None = None,
+    ) -> ObjectInfo | Superseded:
+        """Write `data`; a `Superseded` if pending work lost to a newer object."""
+
+        expected = content_etag(data)  # once: the backend needs it too (lost answers)
+
+        def send(condition: dict[str, str]) -> ObjectInfo:
+            return self._backend.put(key, data, etag=expected, **condition)
+
+        yields = None if accepted is None else _newer_than(accepted)
+        return self._write(key, len(data), base, send, yields=yields, held=held, expected=expected)
+
+    def put_file(
+        self,
+        key: str,
+        path: Path,
+        base: Base,
+        *,
+        unchanged: Callable[[], bool],
+        size: int,
+        keep_rival: bool,
+        progress: Progress | None = None,
+    ) -> ObjectInfo | Superseded:
+        """Upload a local file. `keep_rival` (automatic syncs): an object that changed
+        since the file's last sync is never overwritten (a Superseded is returned)."""
+
+        def send(condition: dict[str, str]) -> ObjectInfo:
+            return self._backend.upload(
+                key, path, unchanged=unchanged, progress=progress, **condition
+            )
+
+        yields = (lambda current: True) if keep_rival else None
+        return self._write(key, size, base, send, yields=yields, held=None)
+
+    def _write(
+        self,
+        key: str,
+        size: int,
+        base: Base,
+        send: Callable[[dict[str, str]], ObjectInfo],
+        *,
+        yields: Callable[[ObjectInfo | None], bool] | None,
+        held: str | None,
+        expected: str | None = None,
+    ) -> ObjectInfo | Superseded:
+        """Send with the precondition `base` implies (`expected`: the ETag the object will
+        have, when known); after a 412, `yields(current)` says whether to give way to the
+        object found (else the write is retried over it)."""
+        conditional_put, _ = self._conditional()
+        refused_as_expected = unanswered = 0
+        for _ in range(_ROUNDS):
+            if not conditional_put or (not base.known and size > _OPTIMISTIC_BYTES):
+                base = _base_of(self._backend.head(key))
+            condition, files, delta = _plan(base, size)
+            # A server that refuses a precondition its own HEAD says holds (SeaweedFS:
+            # `If-None-Match: *` on `a` while `a/b` exists) gets, the second time, an
+            # unconditional write, counted as a maybe (its increase only).
+            blind = not conditional_put or refused_as_expected >= 2
+            if blind:
+                condition = {}
+                if conditional_put:
+                    # Unconditional, so it may create the key (deleted since the HEAD): it
+                    # reserves and counts a new object's increase.
+                    files, delta = 1, size
+            lost: OutcomeUnknownError | None = None
+            with self._quota.transaction(key, files, delta, held=held) as spend:
+                try:
+                    info = send(condition)
+                except PreconditionFailedError:
+                    info = None
+                except OutcomeUnknownError as exc:
+                    info, lost = None, exc
+                    try:
+                        current = self._backend.head(key)
+                    except ObjectStoreError:
+                        spend.unanswered(files, delta)  # cannot even look: a maybe
+                        self._repeats(spend, condition, size, exc.lost - 1)
+                        raise
+                    if current is not None and current.etag == exc.expected_etag:
+                        if blind:
+                            spend.unknown(files, delta)  # landed: as a create or not
+                        else:
+                            spend.effect(files, delta)  # it landed: exactly as planned
+                        self._repeats(spend, condition, size, exc.lost - 1)
+                        return current
+                    # Not there as sent. It may have landed and been replaced, or land
+                    # still (a slow server, a request stuck in a queue: the retry then
+                    # meets it). Count its increase (never a decrease), then write again.
+                    spend.unanswered(files, delta)
+                    self._repeats(spend, condition, size, exc.lost - 1)
+                else:
+                    if info is not None:
+                        self._repeats(spend, condition, size, info.repeats)
+                        if blind and conditional_put:
+                            spend.unknown(files, delta)
+                        else:
+                            spend.effect(files, delta)
+                        return info
+            if lost is not None:
+                unanswered += 1
+                if unanswered >= 3:
+                    raise lost  # the server keeps not answering: report it
+            # 412: this node's belief was stale (or the server refused for its own reasons).
+            current = self._backend.head(key)
+            if current is not None and expected is not None and current.etag == expected:
+                # Our own earlier attempt (its answer lost in a previous flush) is there,
+                # and was counted (its increase) when it was sent.
+                return current
+            if _base_of(current) == base:
+                refused_as_expected += lost is None
+                continue
+            if yields is not None and yields(current):
+                return Superseded(key, current)
+            base = _base_of(current)
+        raise StorageUnavailableError(
+            f"'{key}' kept changing under {_ROUNDS} attempts to write it (other writers); "
+            "try again."
+        )
+
+    @staticmethod
+    def _repeats(spend: Spend, condition: dict[str, str], size: int, count: int) -> None:
+        """Attempts that timed out may land yet, each once: without If-Match (If-None-Match
+        after a delete, or no precondition) each can make a new object."""
+        if count > 0:
+            spend.may_repeat(count * ("if_match" not in condition), count * size)
+
+    def delete(
+        self, key: str, base: Base, *, accepted: tuple[float, float] | None = None
+    ) -> bool | Superseded:
+        """Delete the object `base` describes; False if it was already gone."""
+        _, conditional_delete = self._conditional()
+        for _ in range(_ROUNDS):
+            if base.known and base.etag is None:
+                return False
+            if not base.known or not conditional_delete:
+                current = self._backend.head(key)
+                if current is None:
+                    return False
+                expected = base.known and current.etag == base.etag
+                rival = accepted is not None and written_after(current, accepted) is not False
+                if rival and not expected:
+                    return Superseded(key, current)
+                base = _base_of(current)
+            with self._quota.transaction(key) as spend:
+                try:
+                    self._backend.delete(key, if_match=base.etag if conditional_delete else None)
+                except PreconditionFailedError:
+                    pass
+                except OutcomeUnknownError:
+                    # Unanswered (a timeout, a reset, a 500), or refused after an attempt
+                    # that may have landed: only a look tells whether the object is gone.
+                    if self._backend.head(key) is not None:
+                        raise  # still there (ours or a newer one): the delete failed
+                    # Gone, but by whom cannot be told: count nothing (an over-count,
+                    # repaired by the next recount) rather than twice.
+                    spend.unknown(-1, -base.size)
+                    return True
+                else:
+                    spend.effect(-1, -base.size)
+                    return True
+            current = self._backend.head(key)
+            if current is None:
+                return False  # someone else deleted it: they count it
+            if accepted is not None and written_after(current, accepted) is not False:
+                return Superseded(key, current)
+            base = _base_of(current)
+        raise ObjectStoreError(f"'{key}' kept changing under {_ROUNDS} attempts to delete it")

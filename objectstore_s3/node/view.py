@@ -1,0 +1,209 @@
+"""The node-local view of a key: the one place that knows what this node holds for it.
+
+Newest first: a local file written since its last sync; pending write-behind work (a put
+or a delete); a key registered by `get_file_path` with nothing written yet; a fresh
+cache entry; else the bucket. Every operation asks here once, so a read, a `contains_key`,
+a delete's existence check and a writer's precondition all see the same thing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from objectstore_s3.errors import KeyNotFoundError
+from objectstore_s3.local.cache import CacheEntry, CacheMeta, NodeCache
+from objectstore_s3.local.files import LocalFiles
+from objectstore_s3.local.journal import Journal
+from objectstore_s3.local.segments import Base, PendingEntry
+from objectstore_s3.transport.base import Backend, ObjectInfo
+
+__all__ = ["KeyState", "Listed", "NodeView"]
+
+Kind = Literal["local", "pending_put", "pending_delete", "registered", "cached", "unknown"]
+
+
+@dataclass(frozen=True)
+class KeyState:
+    kind: Kind
+    entry: PendingEntry | None = None
+    cached: CacheMeta | None = None  # set for "cached", and for "unknown" with a stale entry
+    body: CacheEntry | None = None  # the cached value, when the state was asked with_body
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A key in a listing: size, ETag and time (ETag and time None while pending)."""
+
+    key: str
+    size: int
+    etag: str | None
+    last_modified: float | None
+
+
+class NodeView:
+    """What this node knows of each key, and the reads that follow from it."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        files: LocalFiles,
+        cache: NodeCache,
+        backend: Backend,
+        *,
+        revalidate: bool,
+        max_age: float | None,
+        is_key: Callable[[str], bool],
+    ) -> None:
+        self.journal = journal
+        self.files = files
+        self.cache = cache
+        self.backend = backend
+        self._revalidate = revalidate
+        self._max_age = max_age
+        self._is_key = is_key
+
+    def state(self, key: str, *, with_body: bool = False) -> KeyState:
+        registered = self.files.is_registered(key)
+        if registered and self.files.is_changed(key):
+            return KeyState("local")
+        if registered and self.files.state(key) is None and not self.files.has_content(key):
+            # Handed out for a key that did not exist (a delete unregisters first, so this
+            # is newer than any pending delete).
+            return KeyState("registered")
+        entry = self.journal.get(key)
+        if entry is not None:
+            return KeyState("pending_put" if entry.op == "put" else "pending_delete", entry)
+        # A read takes the whole entry in one lookup; others read only its header.
+        body = self.cache.get(key) if with_body else None
+        meta = body.meta if body is not None else None if with_body else self.cache.meta(key)
+        if meta is not None and self._fresh(meta):
+            return KeyState("cached", cached=meta, body=body)
+        return KeyState("unknown", cached=meta, body=body)
+
+    def _fresh(self, meta: CacheMeta) -> bool:
+        if self._max_age is not None:
+            return time.time() - meta.validated_at <= self._max_age
+        return not self._revalidate
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def read(self, key: str) -> bytes | None:
+        """The key's value as this node sees it; None for a registered, empty key."""
+        state = self.state(key, with_body=True)
+        if state.kind == "local":
+            return self.files.path_for(key).read_bytes()
+        if state.kind == "pending_delete":
+            raise KeyNotFoundError(key)
+        if state.kind == "pending_put":
+            assert state.entry is not None
+            data = self.journal.data(state.entry)
+            if data is not None:
+                return data
+            state = KeyState("unknown")  # uploaded meanwhile: the bucket has it
+        if state.kind == "registered":
+            return None
+        if state.kind == "cached" and state.body is not None:
+            return state.body.body
+        return self._fetch(key, state.body)
+
+    def _fetch(self, key: str, entry: CacheEntry | None) -> bytes | None:
+        """GET the key (conditional on a stale cached copy) and fill the cache."""
+        generation = self.cache.generation(key)
+        try:
+            data = self.backend.get(key, if_none_match=entry.etag if entry else None)
+        except KeyNotFoundError:
+            if entry is not None:
+                self.cache.invalidate(key)
+            if self.files.is_registered(key):
+                return None  # handed out by get_file_path, nothing written yet
+            raise
+        if data is None:  # 304: the cached copy is current
+            assert entry is not None
+            self.cache.touch(key, entry, generation)
+            return entry.body
+        self.cache.fill(key, data.body, data.info.etag, generation, had_entry=entry is not None)
+        return data.body
+
+    def exists(self, key: str) -> bool:
+        state = self.state(key)
+        if state.kind in ("local", "pending_put", "registered", "cached"):
+            return True
+        if state.kind == "pending_delete":
+            return False
+        if self.files.is_registered(key):
+            return True
+        info = self.backend.head(key)
+        if info is None and state.cached is not None:
+            self.cache.invalidate(key)
+        return info is not None
+
+    def base(self, key: str) -> Base:
+        """What a write of `key` expects to replace, as far as this node knows (no request):
+        the pending work, the cache, or the local file's last sync."""
+        entry = self.journal.get(key)
+        if entry is not None:  # the bucket is still as the pending work found it
+            return entry.base
+        meta = self.cache.meta(key)
+        if meta is not None:
+            return Base(meta.etag, meta.size, True)
+        state = self.files.state(key) if self.files.is_registered(key) else None
+        if state is not None and state.etag is not None:
+            return Base(state.etag, state.size, True)
+        return Base()
+
+    def presence(self, key: str) -> tuple[bool, Base]:
+        """Whether the key exists for this node, and what the bucket holds for it (asking
+        the bucket when this node knows nothing fresh): a delete's starting point."""
+        state = self.state(key)
+        registered = self.files.is_registered(key)
+        if state.kind in ("pending_put", "pending_delete"):
+            assert state.entry is not None
+            return state.kind == "pending_put" or registered, state.entry.base
+        if state.kind == "cached" and state.cached is not None:
+            return True, Base(state.cached.etag, state.cached.size, True)
+        info = self.backend.head(key)
+        if info is None:
+            if state.cached is not None:
+                self.cache.invalidate(key)
+            return registered, Base.absent()
+        return True, Base(info.etag, info.size, True)
+
+    # -- listings ------------------------------------------------------------------------
+
+    def listing(self, prefix: str = "") -> list[Listed]:
+        """Every key under `prefix`, sorted: the bucket's, with this node's pending work
+        and registered local files laid over it."""
+        found = {
+            info.key: Listed(info.key, info.size, info.etag, info.last_modified)
+            for info in self.backend.list(prefix)
+            if self._is_key(info.key)
+        }
+        for key in self.files.registered_keys():
+            if key.startswith(prefix) and key not in found:
+                found[key] = Listed(key, 0, None, None)
+        for entry in self.journal.entries():
+            if not entry.key.startswith(prefix):
+                continue
+            if entry.op == "delete":
+                found.pop(entry.key, None)
+            else:
+                found[entry.key] = Listed(entry.key, entry.length, None, None)
+        return [found[key] for key in sorted(found)]
+
+    def info(self, key: str) -> Listed | None:
+        """One key's size, ETag and time, as this node sees it (None: absent)."""
+        state = self.state(key)
+        if state.kind == "pending_delete":
+            return None
+        if state.kind == "pending_put":
+            assert state.entry is not None
+            return Listed(key, state.entry.length, None, None)
+        if state.kind == "local":
+            return Listed(key, self.files.path_for(key).stat().st_size, None, None)
+        found: ObjectInfo | None = self.backend.head(key)
+        if found is None:
+            return Listed(key, 0, None, None) if self.files.is_registered(key) else None
+        return Listed(key, found.size, found.etag, found.last_modified)

@@ -1,0 +1,426 @@
+"""Quotas by usage accounting in the bucket, exact across processes and machines.
+
+A store spends capacity from its lease in the organization's ledger (ledger.py) without
+asking the bucket; every object write carries a precondition, so the write's effect on
+usage is known exactly and counted as it happens. `transaction()` is the only way to
+spend: it reserves what a write may need, commits the write's real effect when the block
+ends, and cancels on an exception. The ledger itself is changed only by read-modify-write
+with a conditional PUT, retried on 412. The consistency argument is in docs/quotas.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Literal
+
+from objectstore_s3.errors import (
+    KeyNotFoundError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    StorageUnavailableError,
+)
+from objectstore_s3.transport.base import Backend
+
+from .ledger import (
+    LEASE_SECONDS,
+    MB,
+    Account,
+    Delta,
+    Ledger,
+    LedgerDamagedError,
+    Spend,
+    Usage,
+    bytes_refused,
+    files_refused,
+    grant_headroom,
+)
+
+__all__ = ["Quota"]
+
+log = logging.getLogger("objectstore_s3")
+
+LEDGER = "usage.json"
+_MARGIN = 5.0  # seconds before its expiry a lease stops being spent
+_MAX_CONFLICTS = 60
+_BUSY_SECONDS = 5.0  # a lease grown again within this is "busy": its grant doubles
+# Updates whose answer was lost (each already retried max_attempts times) before the
+# error is raised: like commit.py's, so one call's time stays bounded by the settings.
+_MAX_UNANSWERED = 3
+
+Enforcement = Literal["exact", "best_effort", "off"]
+
+
+class Quota:
+    """One store's view of its organization's quota."""
+
+    def __init__(
+        self,
+        records: Backend,
+        objects: Backend,
+        max_bytes: int,
+        max_files: int,
+        *,
+        enforcement: Enforcement = "exact",
+        grace: float = 120.0,
+    ) -> None:
+        self._records = records
+        self._objects = objects
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.enforcement = enforcement
+        self._grace = grace
+        self._lease_id = uuid.uuid4().hex
+        self._adopted: set[str] = set()
+        self._lock = threading.RLock()
+        self._state = Account()
+        self._busy = 0  # lease grows in a row, each soon after the one before
+        self._last_grow = -math.inf
+        self._seq = 0  # the last Delta.seq given out
+        self._sealed = 0  # deltas up to this seq were sent in a ledger update: never grown
+        # What a release whose answer was lost would leave: installed if the ledger later
+        # shows the lease gone (the release landed after it was looked for).
+        self._released: Account | None = None
+
+    @property
+    def lease_id(self) -> str:
+        return self._lease_id
+
+    def adopt(self, lease_ids: set[str]) -> None:
+        """Take over the leases of dead processes whose journals this store replays: they
+        are reclaimed at the next ledger update (their owners are gone: their journal
+        segments were unlocked), and what they held for those saves becomes ours."""
+        with self._lock:
+            self._adopted |= lease_ids - {self._lease_id}
+
+    # -- spending ------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(
+        self, key: str, files: int = 0, size: int = 0, *, held: str | None = None
+    ) -> Iterator[Spend]:
+        """Reserve room for one write (or use the capacity held under `held`), then count
+        what the block reports with `spend.effect()`; nothing reported, or an exception,
+        gives the reservation back (a held one stays held)."""
+        spend = Spend()
+        if self.enforcement == "off":
+            yield spend
+            return
+        need_files, need_bytes = self._take(key, files, size, held)
+        # The recount generation seen before the write is sent: a recount the store learns
+        # of while the write is in flight may or may not include it (see ledger.Delta).
+        seen = self._state.generation
+        try:
+            yield spend
+        finally:
+            # What the block reported counts even if it then raised (a write whose answer
+            # was lost may have landed: its increase is counted before the error leaves).
+            if spend.done:
+                self._commit(spend, need_files, need_bytes, seen)
+            else:
+                self._give_back(need_files, need_bytes, held)
+
+    def _commit(self, spend: Spend, need_files: int, need_bytes: int, seen: int) -> None:
+        with self._lock:
+            state = self._state
+            state.flying_files -= need_files
+            state.flying_bytes -= need_bytes
+            state.allowance_files += need_files - max(spend.files, 0) - spend.repeat_files
+            state.allowance_bytes += need_bytes - max(spend.bytes, 0) - spend.repeat_bytes
+            self._record(spend, seen)
+
+    def keep(
+        self, token: str, key: str, files: int, size: int, *, replaces: str | None = None
+    ) -> None:
+        """Reserve room for a journaled write and hold it under `token` until it is
+        uploaded (`transaction(held=token)`) or released. `replaces`: the hold of the
+        pending write this one supersedes, given up if (and only if) this one is taken."""
+        if self.enforcement == "off":
+            return
+        with self._lock:
+            need = self._take(key, files, size, replaces)
+            self._state.flying_files -= need[0]
+            self._state.flying_bytes -= need[1]
+            self._state.held[token] = need
+
+    def release(self, token: str) -> None:
+        """A held write will never happen: its capacity returns to the lease."""
+        with self._lock:
+            files, size = self._state.held.pop(token, (0, 0))
+            self._state.allowance_files += files
+            self._state.allowance_bytes += size
+
+    def _record(self, spend: Spend, seen: int) -> None:
+        when = self._records.server_time()
+        applied_by = when[1] if when else time.time() + 3600.0
+        kind = (spend.ambiguous, spend.pending)
+        self._add(spend.files, spend.bytes, seen, applied_by, kind)
+        if spend.repeat_files or spend.repeat_bytes:
+            self._add(spend.repeat_files, spend.repeat_bytes, seen, applied_by, (True, True))
+
+    def _add(
+        self, files: int, size: int, seen: int, applied_by: float, kind: tuple[bool, bool]
+    ) -> None:
+        """Add a change to the open delta of its kind (ambiguous, pending), or a new one."""
+        if kind[1]:
+            # A write whose answer was lost may be applied later: by `grace` (the worst
+            # case of one write) at the latest, the one assumption about slow servers.
+            applied_by += self._grace
+        deltas = self._state.deltas
+        last = deltas[-1] if deltas else None
+        if (
+            last is None
+            or last.seq <= self._sealed
+            or (last.ambiguous, last.pending) != kind
+            or last.seen != seen
+            or int(last.applied_by) != int(applied_by)
+        ):
+            self._seq += 1
+            last = Delta(seen, applied_by, self._seq, ambiguous=kind[0], pending=kind[1])
+            deltas.append(last)
+        last.applied_by = max(last.applied_by, applied_by)
+        last.add(files, size)
+
+    def _take(self, key: str, files: int, size: int, held: str | None) -> tuple[int, int]:
+        """Move (files, size) from the allowance (or the hold) into flight."""
+        need_files, need_bytes = max(files, 0), max(size, 0)
+        with self._lock:
+            restore = None
+            if held is not None and held in self._state.held:
+                restore = self._state.held.pop(held)
+                self._state.allowance_files += restore[0]
+                self._state.allowance_bytes += restore[1]
+            try:
+                self._cover(key, need_files, need_bytes)
+            except BaseException:
+                if restore is not None and held is not None:
+                    self._state.allowance_files -= restore[0]
+                    self._state.allowance_bytes -= restore[1]
+                    self._state.held[held] = restore
+                raise
+            state = self._state
+            state.allowance_files -= need_files
+            state.allowance_bytes -= need_bytes
+            state.flying_files += need_files
+            state.flying_bytes += need_bytes
+            return need_files, need_bytes
+
+    def _cover(self, key: str, need_files: int, need_bytes: int) -> None:
+        """Make the allowance cover a write, renewing or growing the lease if needed."""
+        covered = self._covered(need_files, need_bytes)
+        if covered == "renew":
+            try:
+                self._update(lambda ledger, state: None)
+            except StorageUnavailableError as exc:
+                # The lease is still valid: keep spending it through the outage.
+                log.warning("Could not renew the quota lease (%s); spending what it holds", exc)
+            covered = self._covered(need_files, need_bytes)
+        if covered != "yes":
+            self._grow(key, need_files, need_bytes)
+
+    def _give_back(self, files: int, size: int, held: str | None) -> None:
+        with self._lock:
+            state = self._state
+            state.flying_files -= files
+            state.flying_bytes -= size
+            if held is not None:
+                state.held[held] = (files, size)
+            else:
+                state.allowance_files += files
+                state.allowance_bytes += size
+
+    def _covered(self, files: int, size: int) -> Literal["yes", "renew", "no"]:
+        """Whether the allowance covers a write: "renew" past the lease's half-life."""
+        state = self._state
+        if files > state.allowance_files or size > state.allowance_bytes:
+            return "no"
+        now = self._records.server_time()
+        # Spend only while the lease surely outlives the write (server clock, upper bound).
+        if now is None or now[1] >= state.expires - _MARGIN:
+            return "no"
+        return "yes" if now[1] < state.expires - LEASE_SECONDS / 2 else "renew"
+
+    # -- the ledger ------------------------------------------------------------------------
+
+    def _grow(self, key: str, files: int, size: int) -> None:
+        """Settle and grow the lease so it covers (files, size) plus headroom, or refuse."""
+        now = time.monotonic()
+        self._busy = self._busy + 1 if now - self._last_grow < _BUSY_SECONDS else 0
+        self._last_grow = now
+        busy = self._busy
+
+        def apply(ledger: Ledger, state: Account) -> None:
+            free_bytes, free_files = ledger.free(self.max_bytes, self.max_files, self._lease_id)
+            # What this store has in flight and held is in use too.
+            held_bytes, held_files = state.held_totals()
+            free_files -= state.flying_files + held_files
+            free_bytes -= state.flying_bytes + held_bytes
+            want_files = files - max(state.allowance_files, 0)
+            want_bytes = size - max(state.allowance_bytes, 0)
+            if files and want_files > free_files:
+                reserved = self.max_files - ledger.files - free_files
+                raise files_refused(key, self.max_files, ledger.files, reserved)
+            if size and want_bytes > free_bytes:
+                reserved = self.max_bytes - ledger.bytes - free_bytes
+                raise bytes_refused(key, size, self.max_bytes, ledger.bytes, reserved)
+            others = ledger.live_others(self._lease_id)
+            state.allowance_files = max(state.allowance_files, 0) + max(want_files, 0)
+            state.allowance_bytes = max(state.allowance_bytes, 0) + max(want_bytes, 0)
+            state.allowance_files += grant_headroom(
+                free_files - max(want_files, 0), others, 1000, busy
+            )
+            state.allowance_bytes += grant_headroom(
+                free_bytes - max(want_bytes, 0), others, 256 * MB, busy
+            )
+
+        self._update(apply)
+
+    def renew(self) -> None:
+        """Settle this store's changes and extend its lease (at most one update)."""
+        if self.enforcement == "off":
+            return
+        with self._lock:
+            self._update(lambda ledger, state: None)
+
+    def settle(self, release: bool = False) -> None:
+        """Write this store's changes to the ledger; with `release`, give the lease back."""
+        if self.enforcement == "off":
+            return
+        with self._lock:
+            state = self._state
+            if not state.deltas and not (release and state.expires):
+                return
+
+            def apply(ledger: Ledger, state: Account) -> None:
+                if release and not state.held and not state.flying_files | state.flying_bytes:
+                    state.allowance_bytes = state.allowance_files = 0
+                    state.expires = -1.0  # drop the lease from the ledger
+
+            self._update(apply)
+
+    def reconcile(self) -> Usage:
+        """Recount the organization's usage from a listing (repairs drift)."""
+        with self._lock:
+            ledger = self._update(lambda ledger, state: None, recount=True)
+            return Usage(ledger.bytes, ledger.files)
+
+    def ledger(self) -> Ledger | None:
+        """The ledger as stored (None if there is none yet)."""
+        try:
+            data = self._records.get(LEDGER)
+        except KeyNotFoundError:
+            return None
+        assert data is not None
+        return Ledger.parse(data.body)
+
+    def _update(self, apply: Callable[[Ledger, Account], None], *, recount: bool = False) -> Ledger:
+        """Read-modify-write the ledger with a conditional PUT, retrying lost races.
+
+        `apply` changes a copy of the ledger and of this store's state; both take effect
+        only once the PUT succeeded, so a lost race is never counted twice.
+        """
+        unanswered = 0
+        # Every attempt below carries these deltas: none may grow once one was sent (the
+        # lease's `settled` mark must cover exactly what an attempt that lands settled).
+        self._sealed = max([self._sealed] + [delta.seq for delta in self._state.deltas])
+        for _ in range(_MAX_CONFLICTS):
+            ledger, etag, damaged = self._load()
+            if self._released is not None and self._lease_id not in ledger.leases:
+                # A release given up for lost has landed since: what it settled is in.
+                self._state = self._state.after_release(self._released.settled)
+                self._released = None
+            now = self._records.server_time()
+            low = now[0] if now else time.time()
+            expired = ledger.expired(low)
+            expired += [lease for lease in self._adopted if lease in ledger.leases]
+            own = any(delta.ambiguous for delta in self._state.deltas)
+            account = self._state
+            rebased = recount or bool(expired) or damaged
+            rebased = rebased or ledger.repairs_drift(self._lease_id, low, own)
+            if rebased:
+                self._recount(ledger, low)
+                ledger.reclaim(expired, low)
+                # What this store recorded exactly was answered before the listing began,
+                # so the listing has it; a maybe (a lost answer) may land after it, so its
+                # increase still counts until its horizon (Delta.settle).
+                maybes = [delta for delta in account.deltas if delta.pending]
+                account = replace(account, deltas=maybes, settled=self._sealed)
+            state = account.settled_into(ledger, self._lease_id, rebased=rebased)
+            for lease in self._adopted:
+                hold = ledger.holds.pop(lease, None)
+                if hold is not None:
+                    state.allowance_files += hold.files
+                    state.allowance_bytes += hold.bytes
+            apply(ledger, state)
+            nonce = uuid.uuid4().hex[:16]
+            state.write_lease(ledger, self._lease_id, low, self._grace, nonce)
+            try:
+                if etag is None:
+                    self._records.put(LEDGER, ledger.dump(), if_none_match="*")
+                else:
+                    self._records.put(LEDGER, ledger.dump(), if_match=etag)
+            except PreconditionFailedError:
+                time.sleep(random.uniform(0.002, 0.03))  # noqa: S311  (jitter)
+                continue
+            except OutcomeUnknownError:
+                # Sent, unanswered, and changed since by others: our lease's nonce (or its
+                # absence, when giving it back) tells whether this update is in.
+                releasing = self._lease_id not in ledger.leases
+                if not self._landed(None if releasing else nonce):
+                    # It may still land: a later load tells (the lease's `settled` mark,
+                    # or its absence after a release), so nothing is counted twice.
+                    if releasing:
+                        self._released = state
+                    unanswered += 1
+                    if unanswered >= _MAX_UNANSWERED:
+                        raise  # the server keeps not answering: report it
+                    continue
+            self._state, self._released = state, None
+            self._adopted.clear()
+            return ledger
+        raise StorageUnavailableError(
+            f"The usage ledger kept changing under {_MAX_CONFLICTS} attempts to update it "
+            "(many writers at once); try again."
+        )
+
+    def _landed(self, nonce: str | None) -> bool:
+        current, _, damaged = self._load()
+        lease = current.leases.get(self._lease_id)
+        if damaged:
+            return False
+        if nonce is None:
+            return lease is None
+        return lease is not None and lease.nonce == nonce
+
+    def _recount(self, ledger: Ledger, low: float) -> None:
+        """Set committed usage from a listing begun now (a new rebase generation)."""
+        listed = self.list_usage()
+        ledger.rebase(listed.bytes, listed.files, low)
+
+    def _load(self) -> tuple[Ledger, str | None, bool]:
+        """The ledger, its ETag (None: absent) and whether it must be rebuilt."""
+        try:
+            data = self._records.get(LEDGER)
+        except KeyNotFoundError:
+            return Ledger(), None, True  # no ledger yet (or it was deleted)
+        assert data is not None
+        try:
+            return Ledger.parse(data.body), data.info.etag, False
+        except LedgerDamagedError as exc:
+            log.warning("The usage ledger is damaged (%s); rebuilding it from a listing", exc)
+            return Ledger(), data.info.etag, True
+
+    def list_usage(self) -> Usage:
+        """Bytes and objects under the organization's prefix, from a listing."""
+        total = count = 0
+        for info in self._objects.list():
+            total += info.size
+            count += 1
+        return Usage(total, count)
