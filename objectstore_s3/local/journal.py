@@ -29,11 +29,11 @@ from filelock import FileLock, Timeout
 
 from objectstore_s3.errors import LocalStorageError
 from objectstore_s3.fs import check_private, private_directory
+from objectstore_s3.transport.base import Base
 
 from .segments import (
     MAX_RECORD_BYTES,
     RECORD,
-    Base,
     Operation,
     PendingEntry,
     Segment,
@@ -41,7 +41,7 @@ from .segments import (
     parse,
 )
 
-__all__ = ["Base", "Journal", "PendingEntry"]
+__all__ = ["Journal", "PendingEntry"]
 
 _ROTATE_BYTES = 64 * 1024 * 1024
 

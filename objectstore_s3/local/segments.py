@@ -24,8 +24,9 @@ from typing import Literal
 from filelock import FileLock
 
 from objectstore_s3.errors import LocalStorageError
+from objectstore_s3.transport.base import Base
 
-__all__ = ["MAX_RECORD_BYTES", "Base", "PendingEntry", "Segment", "encode", "parse"]
+__all__ = ["MAX_RECORD_BYTES", "PendingEntry", "Segment", "encode", "parse"]
 
 log = logging.getLogger("objectstore_s3")
 
@@ -44,20 +45,6 @@ def encode(kind: str, header: dict[str, object], data: bytes = b"") -> list[byte
         _MAGIC, _CODES[kind], len(raw), len(data), zlib.crc32(data, zlib.crc32(raw))
     )
     return [prefix, raw, data] if data else [prefix, raw]
-
-
-@dataclass(frozen=True)
-class Base:
-    """What a write expects to replace: a known object (etag, size), known absence
-    (etag None, known), or nothing known."""
-
-    etag: str | None = None
-    size: int = 0
-    known: bool = False
-
-    @staticmethod
-    def absent() -> Base:
-        return Base(None, 0, True)
 
 
 @dataclass

@@ -10,9 +10,8 @@ from objectstore_s3.errors import ObjectStoreError
 from objectstore_s3.server.seaweedfs import resolve_endpoint
 
 if TYPE_CHECKING:
-    from objectstore_s3.server.seaweedfs import Endpoint
     from objectstore_s3.settings import ObjectStoreSettings
-    from objectstore_s3.transport.base import Backend
+    from objectstore_s3.transport.base import Backend, Endpoint
 
 __all__ = ["open_backend"]
 

@@ -17,8 +17,8 @@ from objectstore_s3.errors import KeyNotFoundError
 from objectstore_s3.local.cache import CacheEntry, CacheMeta, NodeCache
 from objectstore_s3.local.files import LocalFiles
 from objectstore_s3.local.journal import Journal
-from objectstore_s3.local.segments import Base, PendingEntry
-from objectstore_s3.transport.base import Backend, ObjectInfo
+from objectstore_s3.local.segments import PendingEntry
+from objectstore_s3.transport.base import Backend, Base, ObjectInfo
 
 __all__ = ["KeyState", "Listed", "NodeView"]
 

@@ -33,9 +33,9 @@ from objectstore_s3.errors import (
 from objectstore_s3.local.cache import NodeCache
 from objectstore_s3.local.files import LocalFiles
 from objectstore_s3.local.journal import Journal
-from objectstore_s3.local.segments import Base, PendingEntry
+from objectstore_s3.local.segments import PendingEntry
 from objectstore_s3.quota.transaction import Quota
-from objectstore_s3.transport.base import Backend, ObjectInfo, Progress
+from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress
 
 from .commit import Committer, Superseded
 from .view import NodeView

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 
 from objectstore_s3.errors import StorageUnavailableError
+from objectstore_s3.transport.base import Endpoint
 
 from .processes import free_ports, pid_alive, s3_answers, stop_pid, volume_server_registered
 
@@ -82,18 +83,6 @@ _PORT_FLAGS = (
     "metricsPort",
 )
 _MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\ncopy_3 = 1\ncopy_other = 1\n"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the backend connects, and credentials that override the settings' if given."""
-
-    url: str | None
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-
-    def __repr__(self) -> str:  # the secret never shows
-        return f"Endpoint(url={self.url!r})"
 
 
 @dataclass(frozen=True)

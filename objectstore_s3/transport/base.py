@@ -24,7 +24,9 @@ from typing import Protocol
 
 __all__ = [
     "Backend",
+    "Base",
     "Capabilities",
+    "Endpoint",
     "ObjectData",
     "ObjectInfo",
     "Progress",
@@ -78,6 +80,32 @@ class StaleUpload:
     key: str
     upload_id: str
     initiated: float | None
+
+
+@dataclass(frozen=True)
+class Base:
+    """A write's precondition, what it expects to replace: a known object (etag, size),
+    known absence (etag None, known), or nothing known. The journal records it too."""
+
+    etag: str | None = None
+    size: int = 0
+    known: bool = False
+
+    @staticmethod
+    def absent() -> Base:
+        return Base(None, 0, True)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the backend connects, and credentials that override the settings' if given."""
+
+    url: str | None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+    def __repr__(self) -> str:  # the secret never shows
+        return f"Endpoint(url={self.url!r})"
 
 
 class Backend(Protocol):

@@ -46,8 +46,8 @@ from .errors import classify
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from objectstore_s3.server.seaweedfs import Endpoint
     from objectstore_s3.settings import ObjectStoreSettings
+    from objectstore_s3.transport.base import Endpoint
 
 __all__ = ["S3Backend"]
 

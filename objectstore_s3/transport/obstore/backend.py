@@ -38,8 +38,8 @@ from .errors import classify
 if TYPE_CHECKING:
     from obstore import ObjectMeta, PutMode
 
-    from objectstore_s3.server.seaweedfs import Endpoint
     from objectstore_s3.settings import ObjectStoreSettings
+    from objectstore_s3.transport.base import Endpoint
     from objectstore_s3.transport.boto3.backend import S3Backend
 
 __all__ = ["ObstoreBackend"]

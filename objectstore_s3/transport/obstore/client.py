@@ -46,8 +46,8 @@ from .errors import classify, translate
 if TYPE_CHECKING:
     from obstore.store import S3CredentialProvider
 
-    from objectstore_s3.server.seaweedfs import Endpoint
     from objectstore_s3.settings import ObjectStoreSettings
+    from objectstore_s3.transport.base import Endpoint
     from objectstore_s3.transport.boto3.backend import S3Backend
 
 __all__ = ["APPLIED", "SMALL_BODY", "ObstoreConnection"]
