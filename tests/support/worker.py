@@ -1,0 +1,122 @@
+"""A separate process using the store, driven by tests (settings as JSON on argv).
+
+python -m tests.support.worker SETTINGS_JSON save-and-wait PREFIX COUNT
+    save COUNT keys PREFIX/i in write-behind mode, print "saved", then block
+python -m tests.support.worker SETTINGS_JSON save-and-close PREFIX COUNT
+    save COUNT keys PREFIX/i, then close (flushes) and exit 0
+python -m tests.support.worker SETTINGS_JSON save-count PREFIX COUNT [SIZE]
+    save COUNT values of SIZE bytes, print how many were accepted
+python -m tests.support.worker SETTINGS_JSON get-file KEY 0
+    print the SHA-256 of the key's local file
+python -m tests.support.worker SETTINGS_JSON torture SEED SECONDS
+    random saves, overwrites and deletes of shared hot keys and own keys for SECONDS
+python -m tests.support.worker SETTINGS_JSON skewed-clock PREFIX COUNT SKEW
+    with time.time() running SKEW seconds off, save COUNT keys over ~20 s, print accepted
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_json(settings: object) -> str:
+    """The settings as JSON for another process, secret included (never printed)."""
+    values = settings.model_dump(mode="json")  # type: ignore[attr-defined]
+    secret = getattr(settings, "secret_access_key", None)
+    if secret is not None:
+        values["secret_access_key"] = secret.get_secret_value()
+    return json.dumps(values)
+
+
+def spawn(settings: object, *args: str) -> subprocess.Popen[str]:
+    """Start this worker in a new process with `settings`; stdout is piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.worker", settings_json(settings), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def torture(store: object, seed: int, seconds: float) -> dict[str, int]:
+    """Random work on three hot keys shared by every worker and a few keys of its own."""
+    from objectstore_s3 import KeyNotFoundError, ObjectStore, ObjectStoreError
+
+    assert isinstance(store, ObjectStore)
+    rng = random.Random(seed)
+    counts = {"saved": 0, "refused": 0, "deleted": 0, "failed": 0}
+    keys = [f"hot/{index}" for index in range(3)] + [f"own-{seed}/{index}" for index in range(4)]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        key = rng.choice(keys)
+        try:
+            if rng.random() < 0.3:
+                store.delete(key)
+                counts["deleted"] += 1
+            elif store.save_bytes(key, b"x" * rng.randint(1, 400)):
+                counts["saved"] += 1
+            else:
+                counts["refused"] += 1
+        except KeyNotFoundError:
+            pass
+        except ObjectStoreError:
+            counts["failed"] += 1  # a fault the retries could not hide: reported, not lost
+        time.sleep(rng.uniform(0, 0.02))
+    return counts
+
+
+def main() -> int:
+    action = sys.argv[2]
+    if action == "skewed-clock":
+        skew = float(sys.argv[5])
+        real = time.time
+        time.time = lambda: real() + skew  # this machine's clock is off; the server's is not
+
+    from objectstore_s3 import ObjectStore, ObjectStoreSettings
+
+    settings = ObjectStoreSettings(**json.loads(sys.argv[1]))
+    store = ObjectStore(settings)
+    if action == "get-file":
+        path = store.get_file_path(sys.argv[3])
+        print(hashlib.sha256(Path(path).read_bytes()).hexdigest(), flush=True)
+        store.close()
+        return 0
+    if action == "torture":
+        counts = torture(store, int(sys.argv[3]), float(sys.argv[4]))
+        store.close()
+        print(json.dumps(counts), flush=True)
+        return 0
+    prefix, count = sys.argv[3], int(sys.argv[4])
+    if action == "skewed-clock":
+        saved = 0
+        for index in range(count):
+            saved += store.save(f"{prefix}/{index}", "v")
+            time.sleep(20.0 / count)
+        store.close()
+        print(saved, flush=True)
+        return 0
+    if action == "save-count":
+        size = int(sys.argv[5]) if len(sys.argv) > 5 else 10
+        saved = sum(store.save_bytes(f"{prefix}/{index}", b"x" * size) for index in range(count))
+        store.close()
+        print(saved, flush=True)
+        return 0
+    for index in range(count):
+        assert store.save(f"{prefix}/{index}", f"value-{index}")
+    if action == "save-and-wait":
+        print("saved", flush=True)
+        time.sleep(3600)  # killed by the test
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

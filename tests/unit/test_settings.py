@@ -1,0 +1,155 @@
+"""Settings: env prefix, .env, nested permissions, validation, and a secret kept secret."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from objectstore_s3 import ObjectStore, ObjectStoreSettings, StoragePermissions
+
+SECRET = "s3cr3t-VALUE-never-shown"
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = ObjectStoreSettings()
+    assert settings.endpoint_url == "local"
+    assert settings.storage_limit_bytes == 10737418240
+    assert settings.storage_file_count == 10000
+    assert settings.permissions == StoragePermissions(read=True, write=True, delete=True)
+    assert settings.persistence_interval_seconds == 0
+    assert settings.mode == "backtest"
+
+
+def test_environment_with_prefix_and_nested_permissions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBJECTSTORE_BUCKET", "algo-store")
+    monkeypatch.setenv("OBJECTSTORE_ORGANIZATION_ID", "org-7")
+    monkeypatch.setenv("OBJECTSTORE_PROJECT_ID", "12345")
+    monkeypatch.setenv("OBJECTSTORE_PERMISSIONS__WRITE", "false")
+    monkeypatch.setenv("OBJECTSTORE_MODE", "research")
+    settings = ObjectStoreSettings()
+    assert settings.bucket == "algo-store"
+    assert settings.organization_id == "org-7"
+    assert settings.project_id == 12345
+    assert settings.permissions.write is False
+    assert settings.permissions.read is True
+    assert settings.mode == "research"
+
+
+def test_dotenv_file_is_read() -> None:
+    Path(".env").write_text("OBJECTSTORE_BUCKET=from-dotenv\nOBJECTSTORE_PREFIX=/team/x/\n")
+    settings = ObjectStoreSettings()
+    assert settings.bucket == "from-dotenv"
+    assert settings.prefix == "team/x"
+
+
+def test_project_id_may_be_a_string() -> None:
+    assert ObjectStoreSettings(project_id="alpha-1").project_id == "alpha-1"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("bucket", "Not_A_Bucket"),
+        ("bucket", "ab"),
+        ("endpoint_url", "ftp://x"),
+        ("organization_id", "../other"),
+        ("organization_id", ".objectstore"),
+        ("prefix", "a/../b"),
+        ("mode", "paper"),
+        ("cache_size_limit", -1),
+        ("max_attempts", 0),
+        ("persistence_interval_seconds", -5),
+    ],
+)
+def test_invalid_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ObjectStoreSettings(**{field: value})
+    assert field in str(caught.value)
+
+
+def test_credentials_go_together() -> None:
+    with pytest.raises(ValidationError, match="access_key_id and secret_access_key"):
+        ObjectStoreSettings(access_key_id="AKIA")
+
+
+def test_secret_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = ObjectStoreSettings(
+        endpoint_url="http://127.0.0.1:9",
+        access_key_id="AKIA",
+        secret_access_key=SECRET,
+        max_attempts=1,
+        connect_timeout_seconds=0.5,
+    )
+    store = ObjectStore(settings)
+    shown = [repr(settings), str(settings), repr(store), settings.model_dump_json()]
+    with pytest.raises(Exception) as caught:  # noqa: PT011  (any failure; its text is checked)
+        store.save("k", "v")
+    shown += [str(caught.value), repr(caught.value), caplog.text]
+    for text in shown:
+        assert SECRET not in text
+    assert settings.secret_access_key is not None
+    assert settings.secret_access_key.get_secret_value() == SECRET
+
+
+def test_secret_hidden_from_validation_errors() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ObjectStoreSettings(secret_access_key=SECRET, bucket="BAD")
+    assert SECRET not in str(caught.value)
+
+
+# -- path settings (issue 13: copying .env.example to .env must work) ---------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_path_settings_expand_home_and_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DATA", str(tmp_path / "data"))
+    settings = ObjectStoreSettings(
+        cache_dir="~/cache", local_root="$DATA/local", server_dir="${DATA}/server"
+    )
+    assert settings.cache_dir == tmp_path / "home" / "cache"
+    assert settings.local_root == tmp_path / "data" / "local"
+    assert settings.server_dir == tmp_path / "data" / "server"
+
+
+def test_relative_path_settings_become_absolute() -> None:
+    settings = ObjectStoreSettings(local_root="here")
+    assert settings.local_root == Path.cwd() / "here"
+
+
+def test_unset_variable_in_a_path_names_it_and_the_field() -> None:
+    with pytest.raises(ValidationError, match="NOT_SET_FOR_THIS_TEST is not set") as caught:
+        ObjectStoreSettings(cache_dir="$NOT_SET_FOR_THIS_TEST/cache")
+    assert "cache_dir" in str(caught.value)
+
+
+def test_env_example_copied_to_dotenv_expands_its_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    shutil.copy(ROOT / ".env.example", ".env")  # the working directory is fresh (conftest)
+    settings = ObjectStoreSettings()
+    assert settings.cache_dir == home / ".cache" / "objectstore-s3"
+    assert settings.local_root == home / ".local" / "share" / "objectstore-s3"
+    assert settings.server_dir == home / ".local" / "share" / "objectstore-s3" / ".server"
+    assert settings.endpoint_url == "local"
+    assert settings.access_key_id is None
+
+
+def test_server_dir_is_the_users_whatever_the_local_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    node_a = ObjectStoreSettings(local_root=tmp_path / "a", cache_dir=tmp_path / "ca")
+    node_b = ObjectStoreSettings(local_root=tmp_path / "b", cache_dir=tmp_path / "cb")
+    expected = tmp_path / "home" / ".local" / "share" / "objectstore-s3" / ".server"
+    assert node_a.server_dir == node_b.server_dir == expected
