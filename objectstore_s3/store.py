@@ -8,9 +8,7 @@ I/O; the backend may be injected (`ObjectStore(settings, backend=MemoryBackend()
 
 from __future__ import annotations
 
-import atexit
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -26,10 +24,9 @@ from .errors import (
     StorageLimitExceededError,
     StoragePermissionError,
 )
-from .keys import KeySpace, normalize_key
+from .keys import normalize_key
 from .lean import PERMISSION_MESSAGES, Generic_, KeyValuePair, ObjectStat, StorageUsage
-from .node.flusher import Flusher
-from .node.node import Parts, assemble, exit_hook, node_parts, register_exit
+from .node.node import Node, Parts
 from .node.readahead import fetch_ahead
 from .node.view import Listed
 from .settings import ObjectStoreSettings
@@ -55,29 +52,9 @@ class ObjectStore:
     ) -> None:
         self.settings = settings if settings is not None else ObjectStoreSettings()
         self.on_error = on_error
-        s = self.settings
-        self._space = KeySpace(s.prefix, s.organization_id)
-        self._injected = backend
-        self._cache, self._journal, self._files = node_parts(s, injected=backend is not None)
-        self._core_instance: Parts | None = None
-        self._core_lock = threading.Lock()
-        self._closed = False
-        self._flusher: Flusher | None = None
-        # Replay at once what a dead process on this node accepted but did not upload.
-        adopted, damaged = self._journal.adopt_orphans()
-        if damaged:
-            self._report(
-                ObjectStoreError(
-                    f"{damaged} damaged record(s) in this node's write-behind journal were "
-                    "skipped (see the log); every intact record is uploaded."
-                )
-            )
-        interval = s.persistence_interval_seconds
-        if interval > 0 or adopted:
-            self._flusher = Flusher(lambda: self._core.writer, interval, replay_only=interval <= 0)
-            self._flusher.start()
-        self._exit_hook = exit_hook(self)
-        register_exit(self._exit_hook)
+        self._node = Node(self.settings, backend=backend, report=self._report)
+        self._space = self._node.space
+        self._files = self._node.local.states
 
     def __repr__(self) -> str:
         return (
@@ -106,14 +83,14 @@ class ObjectStore:
     def usage(self) -> StorageUsage:
         """The organization's bytes and files now (counted from a listing of the bucket,
         so other nodes' latest saves are in it)."""
-        used = self._core.quota.list_usage()
+        used = self._parts.quota.list_usage()
         return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
 
     def reconcile_usage(self, *, abort_uploads_older_than: float = 3600.0) -> StorageUsage:
         """Recount the organization's usage into the ledger (repairs drift), and abort its
         incomplete multipart uploads older than an hour: killed sync-backs leave them, and
         AWS bills their parts."""
-        core = self._core
+        core = self._parts
         used = core.quota.reconcile()
         now = core.objects.server_time()
         cutoff = (now[0] if now else time.time()) - abort_uploads_older_than
@@ -141,7 +118,7 @@ class ObjectStore:
                     f"No file to save for key '{name}': {path} does not exist. Write it first "
                     "(e.g. df.to_parquet(store.get_file_path(key)))."
                 )
-            return self._guarded(lambda: self._core.writer.put_file(name, path))
+            return self._guarded(lambda: self._parts.writer.put_file(name, path))
         if isinstance(value, str):
             return self._save(name, value.encode("utf-8"))
         if isinstance(value, bytes | bytearray | memoryview):
@@ -180,7 +157,7 @@ class ObjectStore:
 
     def _save(self, key: str, data: bytes) -> bool:
         self._require("write")
-        return self._guarded(lambda: self._core.writer.put(key, data))
+        return self._guarded(lambda: self._parts.writer.put(key, data))
 
     def _guarded(self, write: Callable[[], object]) -> bool:
         """Run a write; a quota refusal is raised in research mode, else reported."""
@@ -218,7 +195,7 @@ class ObjectStore:
 
     def _load(self, key: str) -> bytes | None:
         self._require("read")
-        return self._core.view.read(key)
+        return self._parts.view.read(key)
 
     @staticmethod
     def _decode(key: str, decoder: Callable[..., R], data: bytes, *args: Any) -> R:
@@ -232,26 +209,26 @@ class ObjectStore:
     def contains_key(self, key: str) -> bool:
         name = self._key(key)
         self._require("read")
-        return self._core.view.exists(name)
+        return self._parts.view.exists(name)
 
     def delete(self, key: str) -> bool:
         """Remove the object, its cache entry and its local file; KeyNotFoundError if absent."""
         name = self._key(key)
         self._require("delete")
-        self._core.writer.delete(name)
+        self._parts.writer.delete(name)
         return True
 
     @property
     def keys(self) -> list[str]:
         """Every key of the organization, sorted."""
         self._require("read")
-        return [item.key for item in self._core.view.listing()]
+        return [item.key for item in self._parts.view.listing()]
 
     def __iter__(self) -> Iterator[KeyValuePair]:
         """Each key once, sorted, from a snapshot: deleting while iterating is safe.
         Values are fetched ahead (max_concurrency at once, read_ahead_bytes waiting)."""
         self._require("read")
-        view = self._core.view
+        view = self._parts.view
         for key, result in self._ahead([item.key for item in view.listing()]):
             try:
                 value = result()
@@ -268,7 +245,7 @@ class ObjectStore:
         return ((key, result()) for key, result in self._ahead(names))
 
     def _ahead(self, keys: list[str]) -> Iterator[tuple[str, Callable[[], bytes | None]]]:
-        s, core = self.settings, self._core
+        s, core = self.settings, self._parts
         return fetch_ahead(
             core.view.read,
             keys,
@@ -296,9 +273,9 @@ class ObjectStore:
         name = self._key(key)
         self._require("read")
         self._require("write")
-        core = self._core
-        with core.writer.locked(name), self._files.key_lock(name):
-            return str(self._files.materialize(name, core.view, core.objects))
+        core, files = self._parts, self._node.local.files
+        with core.writer.locked(name), files.key_lock(name):
+            return str(core.view.materialize(name))
 
     # -- whole files and metadata (the CLI's operations) -------------------------------------
 
@@ -306,7 +283,7 @@ class ObjectStore:
         """Size, ETag and last-modified time of a key; KeyNotFoundError if absent."""
         name = self._key(key)
         self._require("read")
-        found = self._core.view.info(name)
+        found = self._parts.view.info(name)
         if found is None:
             raise KeyNotFoundError(name)
         return _stat(found)
@@ -314,19 +291,19 @@ class ObjectStore:
     def list_objects(self, prefix: str = "") -> list[ObjectStat]:
         """Every key starting with `prefix`, sorted, with its size, ETag and time."""
         self._require("read")
-        return [_stat(item) for item in self._core.view.listing(prefix)]
+        return [_stat(item) for item in self._parts.view.listing(prefix)]
 
     def download_file(self, key: str, path: str | Path, progress: Progress | None = None) -> None:
         """Stream a key's value into a local file (ranged parts, bounded memory)."""
         name = self._key(key)
         self._require("read")
         target = Path(path)
-        state = self._core.view.state(name)
+        state = self._parts.view.state(name)
         if state.kind not in ("cached", "unknown"):
-            data = self._core.view.read(name)
+            data = self._parts.view.read(name)
             target.write_bytes(data or b"")
             return
-        self._core.objects.download(name, target, progress)
+        self._parts.objects.download(name, target, progress)
 
     def upload_file(self, key: str, path: str | Path, progress: Progress | None = None) -> bool:
         """Store a local file's content under `key` (multipart, bounded memory, quota)."""
@@ -335,7 +312,7 @@ class ObjectStore:
         source = Path(path)
         if not source.is_file():
             raise FileNotFoundError(f"No file to upload for key '{name}': {source} does not exist")
-        return self._guarded(lambda: self._core.writer.put_file(name, source, progress=progress))
+        return self._guarded(lambda: self._parts.writer.put_file(name, source, progress=progress))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -345,34 +322,17 @@ class ObjectStore:
         Raises if the bucket cannot be written (the work stays pending). A changed local
         file refused by the quota, or in conflict, is reported and stays local.
         """
-        if self._core_instance is None and not self._journal and not self._files.registered_keys():
-            return
-        self._core.writer.flush()
+        self._node.flush()
 
     def clear(self) -> None:
         """Write pending work, then drop this store's node-cache entries."""
         self.flush()
-        self._cache.clear()
+        self._node.local.cache.clear()
 
     def close(self) -> None:
-        """Flush, stop the background flusher and release the cache. Local files stay."""
-        if self._closed:
-            return
-        if self._flusher is not None:
-            self._flusher.stop()
-        try:
-            try:
-                self.flush()
-            finally:
-                # Settle what was done even if some of it could not be: the lease stays
-                # only for what is still pending (kept for a replay).
-                if self._core_instance is not None:
-                    self._core_instance.quota.settle(release=True)
-        finally:
-            self._closed = True
-            atexit.unregister(self._exit_hook)
-            self._journal.close()  # what could not be uploaded stays for a replay
-            self._cache.close()
+        """Flush, stop the background flusher, and close every part the store opened
+        (its cache, journal and connection). Local files stay."""
+        self._node.close()
 
     def __enter__(self) -> ObjectStore:
         return self
@@ -389,37 +349,12 @@ class ObjectStore:
         """Create the configured bucket if it does not exist."""
         self._connection().create_bucket()
 
-    # -- parts -----------------------------------------------------------------------------
-
     def _connection(self) -> Backend:
-        if self._injected is None:
-            from .node.connect import open_backend
-
-            self._injected = open_backend(self.settings)
-        return self._injected
+        return self._node.connection()
 
     @property
-    def _core(self) -> Parts:
-        core = self._core_instance
-        if core is not None:
-            return core
-        with self._core_lock:
-            if self._core_instance is None:
-                self._core_instance = self._assemble()
-            return self._core_instance
-
-    def _assemble(self) -> Parts:
-        parts = assemble(
-            self.settings,
-            self._connection(),
-            self._space,
-            self._journal,
-            self._files,
-            self._cache,
-            self._report,
-        )
-        parts.quota.adopt(self._journal.adopted_leases)
-        return parts
+    def _parts(self) -> Parts:
+        return self._node.parts
 
     # -- validation ------------------------------------------------------------------------
 
@@ -429,7 +364,7 @@ class ObjectStore:
         return name
 
     def _require(self, permission: str) -> None:
-        if self._closed:
+        if self._node.closed:
             raise ObjectStoreError("This ObjectStore is closed; open a new one.")
         if not getattr(self.settings.permissions, permission):
             raise StoragePermissionError(PERMISSION_MESSAGES[permission])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from filelock import FileLock
 
@@ -26,17 +25,21 @@ from objectstore_s3.fs import (
 )
 from objectstore_s3.transport.base import ObjectInfo
 
-from .filestate import _RACY_WINDOW_NS, FileState, FileStates
-
-if TYPE_CHECKING:
-    from objectstore_s3.node.view import NodeView
-    from objectstore_s3.transport.base import Backend
+from .filestate import FileState, FileStates, modified_after
 
 __all__ = ["FileState", "LocalFiles"]
 
 
-class LocalFiles(FileStates):
-    """The node's local files: materialized from the bucket, written, checked for clashes."""
+class LocalFiles:
+    """The node's local files: materialized from the bucket, written, checked for clashes.
+    What is known of each file (registration, synced state, changes) is `states`'."""
+
+    def __init__(self, states: FileStates) -> None:
+        self.states = states
+        self.root = states.root
+
+    def path_for(self, key: str) -> Path:
+        return self.states.path_for(key)
 
     def prepare(self, key: str) -> Path:
         """The key's path with its folders made (0700); a clash with another key's file
@@ -48,7 +51,7 @@ class LocalFiles(FileStates):
             if folder.exists() and not folder.is_dir():
                 raise self._clash(key, folder)
         if path.is_dir():
-            under = [other for other in self._states if other.startswith(key + "/")]
+            under = [k for k in self.states.registered_keys() if k.startswith(key + "/")]
             try:
                 if under:
                     raise OSError("needed by a registered key")
@@ -69,8 +72,7 @@ class LocalFiles(FileStates):
 
     def key_lock(self, key: str) -> FileLock:
         """A lock on one key's file, shared by every process on the node."""
-        private_directory(self._state_dir)
-        return FileLock(str(self._record_path(key).with_suffix(".lock")), timeout=600)
+        return FileLock(str(self.states.lock_path(key)), timeout=600)
 
     # -- writing files -------------------------------------------------------------------
 
@@ -78,7 +80,7 @@ class LocalFiles(FileStates):
         """Put `data` at the key's path (temporary + rename) and record it as synced."""
         path = self.prepare(key)
         atomic_write(path, data)
-        self.record(key, etag)
+        self.states.record(key, etag)
         return path
 
     def bring_in(
@@ -90,17 +92,18 @@ class LocalFiles(FileStates):
         """Make the key's file hold the bucket's object `info`, never silently replacing
         unsynced local work (LocalFileConflictError names both ways out)."""
         path = self.prepare(key)
-        state = self.state(key)
+        states = self.states
+        state = states.state(key)
         if state is not None and path.exists():
             if state.etag == info.etag:
                 # Current: synced by this process, another one, or an earlier run; changes
                 # since are compared against that state and synced later.
-                self.register(key, state)
+                states.register(key, state)
                 return path
-            if self.is_changed(key):
+            if states.is_changed(key):
                 raise self.conflict(key, path)
         elif path.exists() and (
-            self.is_registered(key) or self._modified_after(path, info.last_modified)
+            states.is_registered(key) or modified_after(path, info.last_modified)
         ):
             # Written here for a key that was new (and since created elsewhere), or a file
             # we know nothing about that is newer than the object: unsynced work.
@@ -115,18 +118,17 @@ class LocalFiles(FileStates):
             temporary.replace(path)
         finally:
             temporary.unlink(missing_ok=True)
-        self.record(key, got.etag)
+        states.record(key, got.etag)
         return path
 
     def start_empty(self, key: str) -> Path:
         """Register a key the bucket does not have; a stale, unchanged copy is removed."""
         path = self.prepare(key)
-        if path.exists() and self.state(key) is not None and not self.is_changed(key):
+        states = self.states
+        if path.exists() and states.state(key) is not None and not states.is_changed(key):
             path.unlink()
-            self._record_path(key).unlink(missing_ok=True)
-            with self._lock:
-                self._states[key] = None
-        self.register(key)
+            states.clear_state(key)
+        states.register(key)
         return path
 
     @staticmethod
@@ -136,38 +138,3 @@ class LocalFiles(FileStates):
             "bucket's copy changed too; neither was overwritten. Call save(key) to keep "
             "yours, or delete the local file and call get_file_path(key) to take the bucket's."
         )
-
-    @staticmethod
-    def _modified_after(path: Path, last_modified: float | None) -> bool:
-        """Whether a local file was written after the bucket's object (unsynced work).
-
-        S3 reports LastModified in whole seconds, after the upload that follows the
-        write: a margin keeps a file we uploaded ourselves from looking newer than it.
-        """
-        if last_modified is None:
-            return False
-        return path.stat().st_mtime_ns > int(last_modified * 1e9) + _RACY_WINDOW_NS
-
-    def materialize(self, key: str, view: NodeView, objects: Backend) -> Path:
-        """The key's file, holding what the key holds on this node: its pending value, the
-        bucket's object, or nothing yet (a key that does not exist is registered)."""
-        state = view.state(key)
-        if state.kind == "registered":
-            return self.prepare(key)
-        if state.kind == "pending_put":
-            assert state.entry is not None
-            data = view.journal.data(state.entry)
-            if data is not None:
-                return self.write(key, data, None)
-        if state.kind == "pending_delete":
-            return self.start_empty(key)
-        info = objects.head(key)
-        if info is None:
-            # The user's own work for a key the bucket does not have stays as it is.
-            return self.prepare(key) if state.kind == "local" else self.start_empty(key)
-        path = self.bring_in(key, info, lambda target: objects.download(key, target))
-        self.register(key, self.state(key))
-        cached = view.cache.meta(key)
-        if cached is not None and cached.etag != info.etag:
-            view.cache.invalidate(key)  # the file shows a newer object than the cache
-        return path

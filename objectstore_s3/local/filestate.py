@@ -25,7 +25,7 @@ from objectstore_s3.errors import InvalidKeyError
 from objectstore_s3.fs import atomic_write, private_directory
 from objectstore_s3.keys import local_relative_path
 
-__all__ = ["FileState", "FileStates", "file_digest"]
+__all__ = ["FileState", "FileStates", "file_digest", "modified_after"]
 
 _RACY_WINDOW_NS = 2_000_000_000  # mtimes this close to the recording time are not trusted
 
@@ -48,12 +48,24 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def modified_after(path: Path, last_modified: float | None) -> bool:
+    """Whether a local file was written after the bucket's object (unsynced work).
+
+    S3 reports LastModified in whole seconds, after the upload that follows the write: a
+    margin keeps a file we uploaded ourselves from looking newer than it.
+    """
+    if last_modified is None:
+        return False
+    return path.stat().st_mtime_ns > int(last_modified * 1e9) + _RACY_WINDOW_NS
+
+
 def _signature(info: os.stat_result) -> tuple[int, int, int]:
     return (info.st_size, info.st_mtime_ns, info.st_ino)
 
 
 class FileStates:
-    """The keys handed out as local files in this process, and every file's synced state."""
+    """The keys handed out as local files in this process, and every file's synced state:
+    what this node knows of its local files (the files themselves: `LocalFiles`)."""
 
     def __init__(self, root: Path, state_dir: Path) -> None:
         self.root = root
@@ -73,6 +85,11 @@ class FileStates:
     def _record_path(self, key: str) -> Path:
         name = hashlib.sha256(str(self.path_for(key)).encode()).hexdigest()[:32]
         return self._state_dir / f"{name}.json"
+
+    def lock_path(self, key: str) -> Path:
+        """Where the node-wide lock on one key's file lives (beside its record)."""
+        private_directory(self._state_dir)
+        return self._record_path(key).with_suffix(".lock")
 
     # -- registry ------------------------------------------------------------------------
 
@@ -98,6 +115,12 @@ class FileStates:
             return FileState(**json.loads(self._record_path(key).read_text()))
         except (OSError, ValueError, TypeError):
             return None
+
+    def clear_state(self, key: str) -> None:
+        """The key's file was removed: it stays registered, with no synced state."""
+        self._record_path(key).unlink(missing_ok=True)
+        with self._lock:
+            self._states[key] = None
 
     def unregister(self, key: str) -> None:
         """Stop tracking the key in this process; its file and record stay."""

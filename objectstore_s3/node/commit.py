@@ -75,6 +75,42 @@ def _newer_than(accepted: tuple[float, float]) -> Callable[[ObjectInfo | None], 
     return lambda current: current is not None and written_after(current, accepted) is not False
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One send of a write: its precondition and what it counts if it lands."""
+
+    condition: dict[str, str]
+    files: int
+    delta: int
+    blind: bool  # sent without a precondition although the server honours them
+    conditional_put: bool
+
+    @staticmethod
+    def over(base: Base, size: int, conditional_put: bool, refused_as_expected: int) -> _Attempt:
+        condition, files, delta = _plan(base, size)
+        # A server that refuses a precondition its own HEAD says holds (SeaweedFS:
+        # `If-None-Match: *` on `a` while `a/b` exists) gets, the second time, an
+        # unconditional write, counted as a maybe (its increase only).
+        blind = not conditional_put or refused_as_expected >= 2
+        if blind:
+            condition = {}
+            if conditional_put:
+                # Unconditional, so it may create the key (deleted since the HEAD): it
+                # reserves and counts a new object's increase.
+                files, delta = 1, size
+        return _Attempt(condition, files, delta, blind, conditional_put)
+
+    def count(self, spend: Spend, *, answered: bool) -> None:
+        """Count a write that landed: exactly as planned, unless it went without a
+        precondition (then as a create or not: drift for the next recount). Without
+        conditional writes at all, an answered write counts as planned (best effort)."""
+        unknown = self.blind and (self.conditional_put or not answered)
+        if unknown:
+            spend.unknown(self.files, self.delta)
+        else:
+            spend.effect(self.files, self.delta)
+
+
 class Committer:
     """Conditional writes with exact quota accounting, for both write modes."""
 
@@ -150,55 +186,14 @@ class Committer:
         for _ in range(_ROUNDS):
             if not conditional_put or (not base.known and size > _OPTIMISTIC_BYTES):
                 base = _base_of(self._backend.head(key))
-            condition, files, delta = _plan(base, size)
-            # A server that refuses a precondition its own HEAD says holds (SeaweedFS:
-            # `If-None-Match: *` on `a` while `a/b` exists) gets, the second time, an
-            # unconditional write, counted as a maybe (its increase only).
-            blind = not conditional_put or refused_as_expected >= 2
-            if blind:
-                condition = {}
-                if conditional_put:
-                    # Unconditional, so it may create the key (deleted since the HEAD): it
-                    # reserves and counts a new object's increase.
-                    files, delta = 1, size
-            lost: OutcomeUnknownError | None = None
-            with self._quota.transaction(key, files, delta, held=held) as spend:
-                try:
-                    info = send(condition)
-                except PreconditionFailedError:
-                    info = None
-                except OutcomeUnknownError as exc:
-                    info, lost = None, exc
-                    try:
-                        current = self._backend.head(key)
-                    except ObjectStoreError:
-                        spend.unanswered(files, delta)  # cannot even look: a maybe
-                        self._repeats(spend, condition, size, exc.lost - 1)
-                        raise
-                    if current is not None and current.etag == exc.expected_etag:
-                        if blind:
-                            spend.unknown(files, delta)  # landed: as a create or not
-                        else:
-                            spend.effect(files, delta)  # it landed: exactly as planned
-                        self._repeats(spend, condition, size, exc.lost - 1)
-                        return current
-                    # Not there as sent. It may have landed and been replaced, or land
-                    # still (a slow server, a request stuck in a queue: the retry then
-                    # meets it). Count its increase (never a decrease), then write again.
-                    spend.unanswered(files, delta)
-                    self._repeats(spend, condition, size, exc.lost - 1)
-                else:
-                    if info is not None:
-                        self._repeats(spend, condition, size, info.repeats)
-                        if blind and conditional_put:
-                            spend.unknown(files, delta)
-                        else:
-                            spend.effect(files, delta)
-                        return info
-            if lost is not None:
+            attempt = _Attempt.over(base, size, conditional_put, refused_as_expected)
+            outcome = self._send(key, size, attempt, send, held)
+            if isinstance(outcome, ObjectInfo):
+                return outcome
+            if outcome is not None:
                 unanswered += 1
                 if unanswered >= 3:
-                    raise lost  # the server keeps not answering: report it
+                    raise outcome  # the server keeps not answering: report it
             # 412: this node's belief was stale (or the server refused for its own reasons).
             current = self._backend.head(key)
             if current is not None and expected is not None and current.etag == expected:
@@ -206,7 +201,7 @@ class Committer:
                 # and was counted (its increase) when it was sent.
                 return current
             if _base_of(current) == base:
-                refused_as_expected += lost is None
+                refused_as_expected += outcome is None
                 continue
             if yields is not None and yields(current):
                 return Superseded(key, current)
@@ -215,6 +210,48 @@ class Committer:
             f"'{key}' kept changing under {_ROUNDS} attempts to write it (other writers); "
             "try again."
         )
+
+    def _send(
+        self,
+        key: str,
+        size: int,
+        attempt: _Attempt,
+        send: Callable[[dict[str, str]], ObjectInfo],
+        held: str | None,
+    ) -> ObjectInfo | OutcomeUnknownError | None:
+        """One attempt inside its quota transaction: the object written, the lost answer
+        of an attempt not found written (its increase counted), or None after a 412."""
+        with self._quota.transaction(key, attempt.files, attempt.delta, held=held) as spend:
+            try:
+                info = send(attempt.condition)
+            except PreconditionFailedError:
+                return None
+            except OutcomeUnknownError as exc:
+                return self._resolve_lost(key, size, attempt, spend, exc)
+            self._repeats(spend, attempt.condition, size, info.repeats)
+            attempt.count(spend, answered=True)
+            return info
+
+    def _resolve_lost(
+        self, key: str, size: int, attempt: _Attempt, spend: Spend, exc: OutcomeUnknownError
+    ) -> ObjectInfo | OutcomeUnknownError:
+        """An attempt whose answer was lost: a HEAD tells whether it landed as sent."""
+        try:
+            current = self._backend.head(key)
+        except ObjectStoreError:
+            spend.unanswered(attempt.files, attempt.delta)  # cannot even look: a maybe
+            self._repeats(spend, attempt.condition, size, exc.lost - 1)
+            raise
+        if current is not None and current.etag == exc.expected_etag:
+            attempt.count(spend, answered=False)  # it landed
+            self._repeats(spend, attempt.condition, size, exc.lost - 1)
+            return current
+        # Not there as sent. It may have landed and been replaced, or land still (a slow
+        # server, a request stuck in a queue: the retry then meets it). Count its increase
+        # (never a decrease), then write again.
+        spend.unanswered(attempt.files, attempt.delta)
+        self._repeats(spend, attempt.condition, size, exc.lost - 1)
+        return exc
 
     @staticmethod
     def _repeats(spend: Spend, condition: dict[str, str], size: int, count: int) -> None:

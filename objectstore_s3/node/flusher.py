@@ -40,6 +40,10 @@ class Flusher:
 
     def stop(self) -> None:
         self._stop.set()
+        self.join()
+
+    def join(self) -> None:
+        """Wait until the thread has ended (a replay-only flusher ends after its replay)."""
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
 

@@ -1,9 +1,11 @@
-"""The parts of a store that talk to the bucket, and how they are put together.
+"""The node: one object that builds a store's parts, owns them, and closes every one.
 
-Built on the first operation that needs the bucket (so constructing a store does no
-network I/O): the organization's scope of the backend, its quota, the node view, and the
-writer of the configured mode. Also the exit hook, which flushes a store that was never
-closed before the interpreter's thread pools stop taking work.
+The node-local state (cache, journal, local files) is opened at construction, which also
+replays what a dead process on this node accepted but did not upload. The parts that talk
+to the bucket (the backend, its quota, the view and the writer) are built on the first
+operation that needs them, so constructing a store does no network I/O. The node belongs
+to the process that opened it: its exit hook does nothing in another process (a forked
+worker inherits the hook, not the node's work).
 """
 
 from __future__ import annotations
@@ -12,106 +14,191 @@ import atexit
 import concurrent.futures.thread  # noqa: F401  (its exit hook must be registered before ours)
 import contextlib
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from objectstore_s3.errors import ObjectStoreError, ServerCapabilityError
-from objectstore_s3.fs import check_private
 from objectstore_s3.keys import KeySpace
-from objectstore_s3.local.cache import NodeCache, namespace_of
-from objectstore_s3.local.files import LocalFiles
-from objectstore_s3.local.journal import Journal
+from objectstore_s3.local.state import LocalState, open_local_state
 from objectstore_s3.quota.transaction import Quota
 from objectstore_s3.settings import ObjectStoreSettings
 from objectstore_s3.transport.base import Backend
 from objectstore_s3.transport.capability import probe
 
 from .commit import Committer
+from .flusher import Flusher
+from .modes import WriteBehind, WriteThrough
 from .view import NodeView
-from .writer import WriteBehind, Writer, WriteThrough
+from .writer import Report, Writer
 
-if TYPE_CHECKING:
-    from objectstore_s3.store import ObjectStore
-
-__all__ = ["Parts", "assemble", "exit_hook", "node_parts", "register_exit"]
+__all__ = ["Node", "Parts"]
 
 log = logging.getLogger("objectstore_s3")
 
 _warned: set[str] = set()  # buckets whose best-effort quotas were announced
 
 
-@dataclass
+@dataclass(frozen=True)
 class Parts:
+    """The parts that talk to the bucket, built together on first use."""
+
     objects: Backend
     quota: Quota
     view: NodeView
     writer: Writer
 
 
-def node_parts(
-    settings: ObjectStoreSettings, *, injected: bool
-) -> tuple[NodeCache, Journal, LocalFiles]:
-    """The node-local parts (no I/O yet): the cache and journal of this store's namespace
-    (endpoint, bucket, prefix, organization), and the organization's local files."""
-    s = settings
-    # A folder another local user could write into is refused before anything in it is
-    # read: a planted journal segment would be uploaded with this user's credentials.
-    for folder, what in (
-        (s.cache_dir, "cache_dir"),
-        (s.cache_dir / "cache", "node cache folder"),
-        (s.cache_dir / "journal", "journal folder"),
-        (s.cache_dir / "files", "local-file records folder"),
-    ):
-        if folder.exists():
-            check_private(folder, what)
-    where = s.endpoint_url if s.endpoint_url != "local" else f"local:{s.server_dir}"
-    namespace = namespace_of("memory" if injected else where, s.bucket, s.prefix, s.organization_id)
-    return (
-        NodeCache(s.cache_dir / "cache", namespace, s.cache_size_limit),
-        Journal(s.cache_dir / "journal" / namespace, fsync=s.journal_fsync),
-        LocalFiles(s.local_root / s.organization_id, s.cache_dir / "files"),
-    )
+class Node:
+    """A store's parts on this node, owned by the process that opened them."""
 
+    def __init__(
+        self, settings: ObjectStoreSettings, *, backend: Backend | None, report: Report
+    ) -> None:
+        s = self.settings = settings
+        self.space = KeySpace(s.prefix, s.organization_id)
+        self.owner = os.getpid()
+        self._report = report
+        self._backend = backend
+        self._opened_backend = False  # an injected backend is the caller's to close
+        self._parts: Parts | None = None
+        self._parts_lock = threading.Lock()
+        self.closed = False
+        where = s.endpoint_url if s.endpoint_url != "local" else f"local:{s.server_dir}"
+        self.local: LocalState = open_local_state(
+            s.cache_dir,
+            s.local_root / s.organization_id,
+            ("memory" if backend is not None else where, s.bucket, s.prefix, s.organization_id),
+            cache_size_limit=s.cache_size_limit,
+            journal_fsync=s.journal_fsync,
+        )
+        self._flusher = self._start_flusher()
+        self._exit_hook = _exit_hook(self)
+        _register_exit(self._exit_hook)
 
-def assemble(
-    settings: ObjectStoreSettings,
-    bucket: Backend,
-    space: KeySpace,
-    journal: Journal,
-    files: LocalFiles,
-    cache: NodeCache,
-    report: Callable[[ObjectStoreError], None],
-) -> Parts:
-    s = settings
-    objects = bucket.scoped(space.root)
-    records = bucket.scoped(space.internal_root)
-    quota = Quota(
-        records,
-        objects,
-        s.storage_limit_bytes,
-        s.storage_file_count,
-        enforcement=s.quota_enforcement,
-        # How long a write may take in the worst case: a lease must outlive it.
-        grace=s.max_attempts * (s.connect_timeout_seconds + s.read_timeout_seconds) + 10,
-    )
-    view = NodeView(
-        journal,
-        files,
-        cache,
-        objects,
-        revalidate=s.cache_revalidate,
-        max_age=s.cache_max_age_seconds,
-        is_key=space.is_key,
-    )
-    committer = Committer(
-        objects, quota, conditional=lambda: conditional_writes(records, s.quota_enforcement)
-    )
-    mode = WriteBehind if s.persistence_interval_seconds > 0 else WriteThrough
-    writer = mode(objects, view, quota, committer, report, concurrency=s.max_concurrency)
-    return Parts(objects, quota, view, writer)
+    def _start_flusher(self) -> Flusher | None:
+        """Replay at once what a dead process on this node accepted but did not upload;
+        in write-behind mode, flush every interval."""
+        adopted, damaged = self.local.journal.adopt_orphans()
+        if damaged:
+            self._report(
+                ObjectStoreError(
+                    f"{damaged} damaged record(s) in this node's write-behind journal were "
+                    "skipped (see the log); every intact record is uploaded."
+                )
+            )
+        interval = self.settings.persistence_interval_seconds
+        if interval <= 0 and not adopted:
+            return None
+        flusher = Flusher(lambda: self.parts.writer, interval, replay_only=interval <= 0)
+        flusher.start()
+        return flusher
+
+    # -- the parts that talk to the bucket ---------------------------------------------------
+
+    def connection(self) -> Backend:
+        """The backend on the configured bucket (the embedded server starts if it is used)."""
+        if self._backend is None:
+            from .connect import open_backend
+
+            self._backend = open_backend(self.settings)
+            self._opened_backend = True
+        return self._backend
+
+    @property
+    def parts(self) -> Parts:
+        parts = self._parts
+        if parts is not None:
+            return parts
+        with self._parts_lock:
+            if self._parts is None:
+                self._parts = self._assemble()
+            return self._parts
+
+    def _assemble(self) -> Parts:
+        s, space, bucket = self.settings, self.space, self.connection()
+        objects = bucket.scoped(space.root)
+        records = bucket.scoped(space.internal_root)
+        quota = Quota(
+            records,
+            objects,
+            s.storage_limit_bytes,
+            s.storage_file_count,
+            enforcement=s.quota_enforcement,
+            # How long a write may take in the worst case: a lease must outlive it.
+            grace=s.max_attempts * (s.connect_timeout_seconds + s.read_timeout_seconds) + 10,
+        )
+        quota.adopt(self.local.journal.adopted_leases)
+        local = self.local
+        view = NodeView(
+            local.journal,
+            local.states,
+            local.files,
+            local.cache,
+            objects,
+            revalidate=s.cache_revalidate,
+            max_age=s.cache_max_age_seconds,
+            is_key=space.is_key,
+        )
+        committer = Committer(
+            objects, quota, conditional=lambda: conditional_writes(records, s.quota_enforcement)
+        )
+        mode = WriteBehind if s.persistence_interval_seconds > 0 else WriteThrough
+        writer = mode(
+            objects, local, view, quota, committer, self._report, concurrency=s.max_concurrency
+        )
+        return Parts(objects, quota, view, writer)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Upload pending work and changed local files, and settle usage (see the store)."""
+        idle = not self.local.journal and not self.local.states.registered_keys()
+        if self._parts is None and idle:
+            return
+        self.parts.writer.flush()
+
+    def close(self) -> None:
+        """Flush, then close every part: the flusher, the writer, the quota's lease, the
+        node-local state, and the backend if this node opened it. Local files stay."""
+        if self.closed:
+            return
+        if self._flusher is not None:
+            self._flusher.stop()
+        try:
+            try:
+                self.flush()
+            finally:
+                # Settle what was done even if some of it could not be: the lease stays
+                # only for what is still pending (kept for a replay).
+                if self._parts is not None:
+                    self._parts.quota.settle(release=True)
+        finally:
+            self.closed = True
+            atexit.unregister(self._exit_hook)
+            try:
+                if self._parts is not None:
+                    self._parts.writer.close()
+                self.local.close()  # what could not be uploaded stays for a replay
+            finally:
+                if self._opened_backend and self._backend is not None:
+                    self._backend.close()
+
+    def abandon(self) -> None:
+        """Let go of everything without flushing or settling, as a killed process would:
+        the journal stays on disk for the next store on the node, the lease in the ledger."""
+        if self._flusher is not None:
+            self._flusher.stop()
+        self.closed = True
+        atexit.unregister(self._exit_hook)
+        self.local.close()
+
+    def wait_for_replay(self) -> None:
+        """Block until a replay of a dead process's journal has run (write-through)."""
+        if self._flusher is not None and self.settings.persistence_interval_seconds <= 0:
+            self._flusher.join()
 
 
 def conditional_writes(records: Backend, enforcement: str) -> tuple[bool, bool]:
@@ -135,22 +222,24 @@ def conditional_writes(records: Backend, enforcement: str) -> tuple[bool, bool]:
     return found.conditional_put, found.conditional_delete
 
 
-def exit_hook(store: ObjectStore) -> Callable[[], None]:
-    """A hook that closes the store at exit if it is still alive, without keeping it alive."""
-    reference = weakref.ref(store)
+def _exit_hook(node: Node) -> Callable[[], None]:
+    """A hook that closes the node at exit if it is still alive, without keeping it alive,
+    and only in the process that opened it (a forked child inherits the hook)."""
+    reference = weakref.ref(node)
 
     def hook() -> None:
         alive = reference()
-        if alive is not None:
-            try:
-                alive.close()
-            except ObjectStoreError as exc:
-                log.error("Object Store could not flush at exit; the journal keeps it: %s", exc)
+        if alive is None or alive.owner != os.getpid():
+            return
+        try:
+            alive.close()
+        except ObjectStoreError as exc:
+            log.error("Object Store could not flush at exit; the journal keeps it: %s", exc)
 
     return hook
 
 
-def register_exit(hook: Callable[[], None]) -> None:
+def _register_exit(hook: Callable[[], None]) -> None:
     # Uploads use thread pools, which refuse new work once concurrent.futures' own exit
     # hook has run ("cannot schedule new futures after interpreter shutdown"). Hooks made
     # with threading._register_atexit run before it (in reverse order of registration),

@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from objectstore_s3.errors import KeyNotFoundError
 from objectstore_s3.local.cache import CacheEntry, CacheMeta, NodeCache
 from objectstore_s3.local.files import LocalFiles
+from objectstore_s3.local.filestate import FileStates
 from objectstore_s3.local.journal import Journal
 from objectstore_s3.local.segments import PendingEntry
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo
@@ -49,6 +51,7 @@ class NodeView:
     def __init__(
         self,
         journal: Journal,
+        states: FileStates,
         files: LocalFiles,
         cache: NodeCache,
         backend: Backend,
@@ -57,28 +60,29 @@ class NodeView:
         max_age: float | None,
         is_key: Callable[[str], bool],
     ) -> None:
-        self.journal = journal
-        self.files = files
-        self.cache = cache
-        self.backend = backend
+        self._journal = journal
+        self._states = states
+        self._files = files
+        self._cache = cache
+        self._backend = backend
         self._revalidate = revalidate
         self._max_age = max_age
         self._is_key = is_key
 
     def state(self, key: str, *, with_body: bool = False) -> KeyState:
-        registered = self.files.is_registered(key)
-        if registered and self.files.is_changed(key):
+        registered = self._states.is_registered(key)
+        if registered and self._states.is_changed(key):
             return KeyState("local")
-        if registered and self.files.state(key) is None and not self.files.has_content(key):
+        if registered and self._states.state(key) is None and not self._states.has_content(key):
             # Handed out for a key that did not exist (a delete unregisters first, so this
             # is newer than any pending delete).
             return KeyState("registered")
-        entry = self.journal.get(key)
+        entry = self._journal.get(key)
         if entry is not None:
             return KeyState("pending_put" if entry.op == "put" else "pending_delete", entry)
         # A read takes the whole entry in one lookup; others read only its header.
-        body = self.cache.get(key) if with_body else None
-        meta = body.meta if body is not None else None if with_body else self.cache.meta(key)
+        body = self._cache.get(key) if with_body else None
+        meta = body.meta if body is not None else None if with_body else self._cache.meta(key)
         if meta is not None and self._fresh(meta):
             return KeyState("cached", cached=meta, body=body)
         return KeyState("unknown", cached=meta, body=body)
@@ -94,12 +98,12 @@ class NodeView:
         """The key's value as this node sees it; None for a registered, empty key."""
         state = self.state(key, with_body=True)
         if state.kind == "local":
-            return self.files.path_for(key).read_bytes()
+            return self._states.path_for(key).read_bytes()
         if state.kind == "pending_delete":
             raise KeyNotFoundError(key)
         if state.kind == "pending_put":
             assert state.entry is not None
-            data = self.journal.data(state.entry)
+            data = self._journal.data(state.entry)
             if data is not None:
                 return data
             state = KeyState("unknown")  # uploaded meanwhile: the bucket has it
@@ -111,20 +115,20 @@ class NodeView:
 
     def _fetch(self, key: str, entry: CacheEntry | None) -> bytes | None:
         """GET the key (conditional on a stale cached copy) and fill the cache."""
-        generation = self.cache.generation(key)
+        generation = self._cache.generation(key)
         try:
-            data = self.backend.get(key, if_none_match=entry.etag if entry else None)
+            data = self._backend.get(key, if_none_match=entry.etag if entry else None)
         except KeyNotFoundError:
             if entry is not None:
-                self.cache.invalidate(key)
-            if self.files.is_registered(key):
+                self._cache.invalidate(key)
+            if self._states.is_registered(key):
                 return None  # handed out by get_file_path, nothing written yet
             raise
         if data is None:  # 304: the cached copy is current
             assert entry is not None
-            self.cache.touch(key, entry, generation)
+            self._cache.touch(key, entry, generation)
             return entry.body
-        self.cache.fill(key, data.body, data.info.etag, generation, had_entry=entry is not None)
+        self._cache.fill(key, data.body, data.info.etag, generation, had_entry=entry is not None)
         return data.body
 
     def exists(self, key: str) -> bool:
@@ -133,23 +137,23 @@ class NodeView:
             return True
         if state.kind == "pending_delete":
             return False
-        if self.files.is_registered(key):
+        if self._states.is_registered(key):
             return True
-        info = self.backend.head(key)
+        info = self._backend.head(key)
         if info is None and state.cached is not None:
-            self.cache.invalidate(key)
+            self._cache.invalidate(key)
         return info is not None
 
     def base(self, key: str) -> Base:
         """What a write of `key` expects to replace, as far as this node knows (no request):
         the pending work, the cache, or the local file's last sync."""
-        entry = self.journal.get(key)
+        entry = self._journal.get(key)
         if entry is not None:  # the bucket is still as the pending work found it
             return entry.base
-        meta = self.cache.meta(key)
+        meta = self._cache.meta(key)
         if meta is not None:
             return Base(meta.etag, meta.size, True)
-        state = self.files.state(key) if self.files.is_registered(key) else None
+        state = self._states.state(key) if self._states.is_registered(key) else None
         if state is not None and state.etag is not None:
             return Base(state.etag, state.size, True)
         return Base()
@@ -158,18 +162,43 @@ class NodeView:
         """Whether the key exists for this node, and what the bucket holds for it (asking
         the bucket when this node knows nothing fresh): a delete's starting point."""
         state = self.state(key)
-        registered = self.files.is_registered(key)
+        registered = self._states.is_registered(key)
         if state.kind in ("pending_put", "pending_delete"):
             assert state.entry is not None
             return state.kind == "pending_put" or registered, state.entry.base
         if state.kind == "cached" and state.cached is not None:
             return True, Base(state.cached.etag, state.cached.size, True)
-        info = self.backend.head(key)
+        info = self._backend.head(key)
         if info is None:
             if state.cached is not None:
-                self.cache.invalidate(key)
+                self._cache.invalidate(key)
             return registered, Base.absent()
         return True, Base(info.etag, info.size, True)
+
+    def materialize(self, key: str) -> Path:
+        """The key's local file, holding what the key holds on this node: its pending
+        value, the bucket's object, or nothing yet (a key that does not exist is
+        registered). The caller holds the key's write lock and its node-wide file lock."""
+        files, state = self._files, self.state(key)
+        if state.kind == "registered":
+            return files.prepare(key)
+        if state.kind == "pending_put":
+            assert state.entry is not None
+            data = self._journal.data(state.entry)
+            if data is not None:
+                return files.write(key, data, None)
+        if state.kind == "pending_delete":
+            return files.start_empty(key)
+        info = self._backend.head(key)
+        if info is None:
+            # The user's own work for a key the bucket does not have stays as it is.
+            return files.prepare(key) if state.kind == "local" else files.start_empty(key)
+        path = files.bring_in(key, info, lambda target: self._backend.download(key, target))
+        self._states.register(key, self._states.state(key))
+        cached = self._cache.meta(key)
+        if cached is not None and cached.etag != info.etag:
+            self._cache.invalidate(key)  # the file shows a newer object than the cache
+        return path
 
     # -- listings ------------------------------------------------------------------------
 
@@ -178,13 +207,13 @@ class NodeView:
         and registered local files laid over it."""
         found = {
             info.key: Listed(info.key, info.size, info.etag, info.last_modified)
-            for info in self.backend.list(prefix)
+            for info in self._backend.list(prefix)
             if self._is_key(info.key)
         }
-        for key in self.files.registered_keys():
+        for key in self._states.registered_keys():
             if key.startswith(prefix) and key not in found:
                 found[key] = Listed(key, 0, None, None)
-        for entry in self.journal.entries():
+        for entry in self._journal.entries():
             if not entry.key.startswith(prefix):
                 continue
             if entry.op == "delete":
@@ -202,8 +231,8 @@ class NodeView:
             assert state.entry is not None
             return Listed(key, state.entry.length, None, None)
         if state.kind == "local":
-            return Listed(key, self.files.path_for(key).stat().st_size, None, None)
-        found: ObjectInfo | None = self.backend.head(key)
+            return Listed(key, self._states.path_for(key).stat().st_size, None, None)
+        found: ObjectInfo | None = self._backend.head(key)
         if found is None:
-            return Listed(key, 0, None, None) if self.files.is_registered(key) else None
+            return Listed(key, 0, None, None) if self._states.is_registered(key) else None
         return Listed(key, found.size, found.etag, found.last_modified)

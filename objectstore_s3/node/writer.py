@@ -15,11 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from objectstore_s3.errors import (
@@ -30,22 +28,21 @@ from objectstore_s3.errors import (
     StorageLimitExceededError,
     SupersededWriteError,
 )
-from objectstore_s3.local.cache import NodeCache
-from objectstore_s3.local.files import LocalFiles
-from objectstore_s3.local.journal import Journal
+from objectstore_s3.local.filestate import FileStates
 from objectstore_s3.local.segments import PendingEntry
+from objectstore_s3.local.state import LocalState
 from objectstore_s3.quota.transaction import Quota
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress
 
 from .commit import Committer, Superseded
+from .keylocks import KeyLocks
 from .view import NodeView
 
-__all__ = ["WriteBehind", "WriteThrough", "Writer"]
+__all__ = ["Report", "Writer"]
 
 log = logging.getLogger("objectstore_s3")
 
 Report = Callable[[ObjectStoreError], None]
-_STRIPES = 256
 
 
 class Writer:
@@ -54,6 +51,7 @@ class Writer:
     def __init__(
         self,
         backend: Backend,
+        local: LocalState,
         view: NodeView,
         quota: Quota,
         committer: Committer,
@@ -67,43 +65,23 @@ class Writer:
         self.committer = committer
         self.report = report
         self.concurrency = concurrency
-        self.journal: Journal = view.journal
-        self.cache: NodeCache = view.cache
-        self.files: LocalFiles = view.files
-        self._stripes = [threading.RLock() for _ in range(_STRIPES)]
-        self._accept_stripes = [threading.RLock() for _ in range(_STRIPES)]
+        self.journal = local.journal
+        self.cache = local.cache
+        self.states = local.states
+        self.files = local.files
+        self._locks = KeyLocks()
         self._flush_lock = threading.RLock()
         self._refused: set[tuple[str, int, int]] = set()
-        self._writes = [0] * _STRIPES
 
     def written(self, key: str) -> int:
-        """A count that changes when this process starts or ends a write of the key (or of
-        a key sharing its lock): a value read between two equal counts is current."""
-        return self._writes[zlib.crc32(key.encode()) % _STRIPES]
+        """See KeyLocks.written (read-ahead's check that a value is still current)."""
+        return self._locks.written(key)
 
-    @contextmanager
-    def locked(self, key: str) -> Iterator[None]:
-        """This process's lock on committing one key (held across the request)."""
-        stripe = zlib.crc32(key.encode()) % _STRIPES
-        with self._stripes[stripe]:
-            self._writes[stripe] += 1
-            try:
-                yield
-            finally:
-                self._writes[stripe] += 1
+    def locked(self, key: str) -> AbstractContextManager[None]:
+        return self._locks.locked(key)
 
-    @contextmanager
-    def accepting(self, key: str) -> Iterator[None]:
-        """A short lock on one key's node state: a write-behind accept (which reads the
-        key's base and journals it) and the bookkeeping after a commit never interleave,
-        so a save accepted during an upload expects that upload's object."""
-        stripe = zlib.crc32(key.encode()) % _STRIPES
-        with self._accept_stripes[stripe]:
-            self._writes[stripe] += 1
-            try:
-                yield
-            finally:
-                self._writes[stripe] += 1
+    def accepting(self, key: str) -> AbstractContextManager[None]:
+        return self._locks.accepting(key)
 
     # -- the operations (modes override put and delete) ------------------------------------
 
@@ -123,11 +101,11 @@ class Writer:
     ) -> bool:
         """Upload a file under `key` now. The key's own local file is recorded as synced;
         an automatic sync gives way to an object changed since the file's last sync."""
-        own = path == self.files.path_for(key)
+        own = path == self.states.path_for(key)
         with self.locked(key), self.files.key_lock(key):
             before = path.stat()
             if automatic:
-                state = self.files.state(key)
+                state = self.states.state(key)
                 base = Base(state.etag, state.size, True) if state and state.etag else Base.absent()
             else:
                 base = self.view.base(key)
@@ -136,7 +114,7 @@ class Writer:
                     key,
                     path,
                     base,
-                    unchanged=LocalFiles.unchanged_since(path, before),
+                    unchanged=FileStates.unchanged_since(path, before),
                     size=before.st_size,
                     keep_rival=automatic,
                     progress=progress,
@@ -149,7 +127,7 @@ class Writer:
             with self.accepting(key):
                 self.cache.invalidate(key)
                 if own:
-                    self.files.record(key, result.etag, before)
+                    self.states.record(key, result.etag, before)
                 self._supersede_pending(key)
         return True
 
@@ -164,22 +142,22 @@ class Writer:
         claim it. `accepted`: it was accepted earlier (write-behind), so a local file
         written since is newer and stays, as a change from what the bucket now holds."""
         self.cache.store(key, data, info.etag)
-        if not self.files.is_registered(key):
+        if not self.states.is_registered(key):
             return
-        if accepted and self.files.is_changed(key):
-            self.files.rebase(key, info.etag)
+        if accepted and self.states.is_changed(key):
+            self.states.rebase(key, info.etag)
             return
         try:
             self.files.write(key, data, info.etag)
         except LocalPathClashError:
             # Its place on disk is another key's folder now: the key reads from the
             # cache and the bucket instead of a file it can no longer have.
-            self.files.unregister(key)
+            self.states.unregister(key)
 
     def _after_delete(self, key: str) -> None:
         self.cache.invalidate(key)
-        if self.files.is_registered(key) or self.files.path_for(key).is_file():
-            self.files.forget(key)
+        if self.states.is_registered(key) or self.states.path_for(key).is_file():
+            self.states.forget(key)
 
     def _write_through(self, key: str, data: bytes) -> None:
         """Commit a value now; it replaces whatever was pending for the key."""
@@ -217,9 +195,9 @@ class Writer:
     def sync_files(self, settle_interval: float | None = None) -> None:
         """Automatic sync of changed local files. With `settle_interval` (the timer), only
         files that stopped changing; a refusal or conflict is reported once per version."""
-        for key in self.files.changed_keys():
-            path = self.files.path_for(key)
-            if settle_interval is not None and self.files.settled(key, settle_interval) is None:
+        for key in self.states.changed_keys():
+            path = self.states.path_for(key)
+            if settle_interval is not None and self.states.settled(key, settle_interval) is None:
                 continue
             try:
                 self.put_file(key, path, automatic=True)
@@ -324,81 +302,5 @@ class Writer:
         )
 
     def close(self) -> None:
-        """Let go of the journal (what was not uploaded stays for a replay)."""
-        self.journal.close()
-
-
-class WriteThrough(Writer):
-    """Every save and delete reaches the bucket before it returns."""
-
-    def put(self, key: str, data: bytes) -> None:
-        self._write_through(key, data)
-
-    def delete(self, key: str) -> None:
-        with self.locked(key):
-            base = self._require_existing(key)
-            try:
-                self.committer.delete(key, base)
-            except BaseException:
-                # The object is still there (an unanswered DELETE is checked with a
-                # HEAD): the local file stays; only the cache entry goes (it may be stale).
-                self.cache.invalidate(key)
-                raise
-            self._after_delete(key)
-            self._supersede_pending(key)
-
-
-class WriteBehind(Writer):
-    """Saves and deletes are journaled and reach the bucket at flush or every interval."""
-
-    def put(self, key: str, data: bytes) -> None:
-        with self.accepting(key):
-            if self._accept(key, data):
-                return
-        # At the limit, a key this node knows to exist is written through: its effect is
-        # then exact, and nothing pending can be refused later.
-        self._write_through(key, data)
-
-    def _accept(self, key: str, data: bytes) -> bool:
-        """Journal the save, holding room for it; False: write it through instead."""
-        base = self.view.base(key)
-        previous = self.journal.get(key)
-        token = uuid.uuid4().hex
-        try:
-            # The upload may find the key gone (deleted elsewhere meanwhile) and create
-            # it, so a pending save holds room for a new object of its size.
-            self.quota.keep(token, key, 1, len(data), replaces=previous.token if previous else None)
-        except StorageLimitExceededError:
-            if base.etag is None:
-                raise
-            return False
-        try:
-            self.journal.record(
-                key,
-                "put",
-                data,
-                base=base,
-                accepted_server=self.backend.server_time(),
-                token=token,
-                lease=self.quota.lease_id,
-            )
-        except BaseException:
-            self.quota.release(token)
-            raise
-        if self.files.is_registered(key):
-            try:
-                self.files.write(key, data, None)  # what the bucket holds once uploaded
-            except LocalPathClashError:
-                self.files.unregister(key)
-        return True
-
-    def delete(self, key: str) -> None:
-        with self.accepting(key):
-            base = self._require_existing(key)
-            previous = self.journal.get(key)
-            self.journal.record(
-                key, "delete", base=base, accepted_server=self.backend.server_time()
-            )
-            if previous is not None:
-                self.quota.release(previous.token)
-            self._after_delete(key)
+        """Wait for nothing more: every write runs in its caller's thread. The journal
+        and the cache belong to the node's local state, which the node closes."""

@@ -4,9 +4,12 @@ fresh listing of the organization, and a way to put objects behind a store's bac
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
-from objectstore_s3 import ObjectStore
+import pytest
+
+from objectstore_s3 import ObjectStore, ObjectStoreSettings, StorageUnavailableError
 from objectstore_s3.quota.transaction import LEDGER
 from tests.conftest import StoreFactory
 
@@ -74,6 +77,30 @@ def break_backend(store: ObjectStore, monkeypatch: object, error: Exception) -> 
     for backend in (store._node.parts.objects, store._node.parts.quota._records):
         for method in ("get", "head", "put", "delete", "list", "upload", "download"):
             monkeypatch.setattr(backend, method, fail)
+
+
+def refused_in_bounded_time(
+    settings: ObjectStoreSettings, cause: type[BaseException], within: float, says: str = ""
+) -> None:
+    """Every kind of call on a store whose endpoint refuses connections raises
+    StorageUnavailableError naming the endpoint (and `says`), caused by `cause`, and all of
+    them together take less than `within` seconds (with the default retries)."""
+    port = settings.endpoint_url.rsplit(":", 1)[1]
+    store = ObjectStore(settings)
+    started = time.monotonic()
+    for call in (
+        lambda: store.save("k", "v"),
+        lambda: store.read("k"),
+        lambda: store.keys,
+        lambda: store.contains_key("k"),
+        lambda: store.delete("k"),
+    ):
+        with pytest.raises(StorageUnavailableError, match=f"127.0.0.1:{port}") as caught:
+            call()
+        assert "OBJECTSTORE_ENDPOINT_URL" in str(caught.value)
+        assert says in str(caught.value)
+        assert isinstance(caught.value.__cause__, cause)
+    assert time.monotonic() - started < within
 
 
 def crash(store: ObjectStore) -> None:
