@@ -9,28 +9,26 @@ I/O; the backend may be injected (`ObjectStore(settings, backend=MemoryBackend()
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from . import codecs
 from .errors import (
     KeyNotFoundError,
-    ObjectDecodeError,
     ObjectStoreError,
     StorageLimitExceededError,
     StoragePermissionError,
 )
 from .keys import normalize_key
-from .lean import PERMISSION_MESSAGES, Generic_, KeyValuePair, ObjectStat, StorageUsage
+from .lean import PERMISSION_MESSAGES, KeyValuePair, ObjectStat, StorageUsage
 from .node.node import Node, Parts
 from .node.readahead import fetch_ahead
 from .node.view import Listed
 from .settings import ObjectStoreSettings
 from .transport.base import Backend
+from .values import TypedValues
 
 __all__ = ["KeyValuePair", "ObjectStat", "ObjectStore", "StorageUsage"]
 
@@ -40,7 +38,7 @@ R = TypeVar("R")
 log = logging.getLogger("objectstore_s3")
 
 
-class ObjectStore:
+class ObjectStore(TypedValues):
     """An organization-wide Object Store on an S3 bucket, with a node-local cache."""
 
     def __init__(
@@ -53,8 +51,6 @@ class ObjectStore:
         self.settings = settings if settings is not None else ObjectStoreSettings()
         self.on_error = on_error
         self._node = Node(self.settings, backend=backend, report=self._report)
-        self._space = self._node.space
-        self._files = self._node.local.states
 
     def __repr__(self) -> str:
         return (
@@ -90,70 +86,18 @@ class ObjectStore:
         """Recount the organization's usage into the ledger (repairs drift), and abort its
         incomplete multipart uploads older than an hour: killed sync-backs leave them, and
         AWS bills their parts."""
-        core = self._parts
-        used = core.quota.reconcile()
-        now = core.objects.server_time()
-        cutoff = (now[0] if now else time.time()) - abort_uploads_older_than
-        stale = list(core.objects.stale_uploads(cutoff))
-        for upload in stale:
-            core.objects.abort_upload(upload)
-        if stale:
-            log.info(
-                "Aborted %d incomplete multipart upload(s) older than %.0f s",
-                len(stale),
-                abort_uploads_older_than,
-            )
+        used = self._node.reconcile(abort_uploads_older_than)
         return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
 
-    # -- saving --------------------------------------------------------------------------
-
-    def save(self, key: str, value: str | bytes | bytearray | memoryview | None = None) -> bool:
-        """Save text (UTF-8) or bytes; without a value, upload the file at get_file_path(key)."""
-        name = self._key(key)
-        if value is None:
-            self._require("write")
-            path = self._files.path_for(name)
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"No file to save for key '{name}': {path} does not exist. Write it first "
-                    "(e.g. df.to_parquet(store.get_file_path(key)))."
-                )
-            return self._guarded(lambda: self._parts.writer.put_file(name, path))
-        if isinstance(value, str):
-            return self._save(name, value.encode("utf-8"))
-        if isinstance(value, bytes | bytearray | memoryview):
-            return self._save(name, bytes(value))
-        raise TypeError(
-            f"save() takes str or bytes, not {type(value).__name__}; use save_json() for "
-            "objects or save_xml() for XML"
-        )
-
-    def save_string(self, key: str, text: str, encoding: str = "utf-8") -> bool:
-        name = self._key(key)
-        if not isinstance(text, str):
-            raise TypeError(f"save_string() takes str, not {type(text).__name__}")
-        return self._save(name, codecs.encode_text(text, encoding))
-
-    def save_bytes(self, key: str, data: bytes | bytearray | memoryview) -> bool:
-        name = self._key(key)
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(
-                f"save_bytes() takes bytes, bytearray or memoryview, not {type(data).__name__}"
+    def _save_file(self, key: str) -> bool:
+        self._require("write")
+        path = self._node.local.states.path_for(key)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No file to save for key '{key}': {path} does not exist. Write it first "
+                "(e.g. df.to_parquet(store.get_file_path(key)))."
             )
-        return self._save(name, bytes(data))
-
-    def save_json(self, key: str, obj: Any, type_: Any = None) -> bool:
-        """JSON of dicts, lists, pydantic models, dataclasses, datetimes (validated if typed)."""
-        name = self._key(key)
-        return self._save(name, codecs.encode_json(obj, type_))
-
-    def save_xml(self, key: str, obj: Any, root: str = "root", type_: Any = None) -> bool:
-        """XML of an `Element`, or of a mapping written as `<root><k>v</k>...</root>`.
-
-        `type_` is what `SaveXml[T](key, obj)` passes; the value's own type decides.
-        """
-        name = self._key(key)
-        return self._save(name, codecs.encode_xml(obj, root))
+        return self._guarded(lambda: self._parts.writer.put_file(key, path))
 
     def _save(self, key: str, data: bytes) -> bool:
         self._require("write")
@@ -170,39 +114,9 @@ class ObjectStore:
             return False
         return True
 
-    # -- reading -------------------------------------------------------------------------
-
-    def read(self, key: str, encoding: str = "utf-8") -> str | None:
-        return self.read_string(key, encoding)
-
-    def read_string(self, key: str, encoding: str = "utf-8") -> str | None:
-        name = self._key(key)
-        data = self._load(name)
-        return None if data is None else self._decode(name, codecs.decode_text, data, encoding)
-
-    def read_bytes(self, key: str) -> bytes | None:
-        return self._load(self._key(key))
-
-    def read_json(self, key: str, type_: Any = None) -> Any:
-        name = self._key(key)
-        data = self._load(name)
-        return None if data is None else self._decode(name, codecs.decode_json, data, type_)
-
-    def read_xml(self, key: str, type_: Any = None) -> Any:
-        name = self._key(key)
-        data = self._load(name)
-        return None if data is None else self._decode(name, codecs.decode_xml, data, type_)
-
     def _load(self, key: str) -> bytes | None:
         self._require("read")
         return self._parts.view.read(key)
-
-    @staticmethod
-    def _decode(key: str, decoder: Callable[..., R], data: bytes, *args: Any) -> R:
-        try:
-            return decoder(data, *args)
-        except ObjectDecodeError as exc:
-            raise ObjectDecodeError(f"Object Store key '{key}': {exc}") from exc
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -260,12 +174,6 @@ class ObjectStore:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def __getitem__(self, key: str) -> bytes:
-        value = self.read_bytes(key)
-        if value is None:
-            raise KeyNotFoundError(key, f"The key '{key}' has a local file with no content yet.")
-        return value
-
     # -- local files -----------------------------------------------------------------------
 
     def get_file_path(self, key: str) -> str:
@@ -273,9 +181,9 @@ class ObjectStore:
         name = self._key(key)
         self._require("read")
         self._require("write")
-        core, files = self._parts, self._node.local.files
-        with core.writer.locked(name), files.key_lock(name):
-            return str(core.view.materialize(name))
+        parts = self._parts
+        with parts.writer.locked(name), self._node.local.files.key_lock(name):
+            return str(parts.view.materialize(name))
 
     # -- whole files and metadata (the CLI's operations) -------------------------------------
 
@@ -297,13 +205,7 @@ class ObjectStore:
         """Stream a key's value into a local file (ranged parts, bounded memory)."""
         name = self._key(key)
         self._require("read")
-        target = Path(path)
-        state = self._parts.view.state(name)
-        if state.kind not in ("cached", "unknown"):
-            data = self._parts.view.read(name)
-            target.write_bytes(data or b"")
-            return
-        self._parts.objects.download(name, target, progress)
+        self._parts.view.download(name, Path(path), progress)
 
     def upload_file(self, key: str, path: str | Path, progress: Progress | None = None) -> bool:
         """Store a local file's content under `key` (multipart, bounded memory, quota)."""
@@ -360,7 +262,7 @@ class ObjectStore:
 
     def _key(self, key: str) -> str:
         name = normalize_key(key)
-        self._space.check(name)
+        self._node.space.check(name)
         return name
 
     def _require(self, permission: str) -> None:
@@ -380,37 +282,16 @@ class ObjectStore:
 
     # -- LEAN's PascalCase API -------------------------------------------------------------
 
-    Save = save
-    SaveString = save_string
-    SaveBytes = save_bytes
-    SaveJson: Generic_[bool] = Generic_(save_json)
-    SaveXml: Generic_[bool] = Generic_(save_xml)
-    Read = read
-    ReadString = read_string
-    ReadBytes = read_bytes
-    ReadJson: Generic_[Any] = Generic_(read_json)
-    ReadXml: Generic_[Any] = Generic_(read_xml)
     ContainsKey = contains_key
     Delete = delete
     GetFilePath = get_file_path
     Clear = clear
     Keys = keys
 
-    @property
-    def MaxSize(self) -> int:
-        return self.max_size
-
-    @property
-    def MaxFiles(self) -> int:
-        return self.max_files
-
-    @property
-    def ProjectId(self) -> int | str:
-        return self.project_id
-
-    @property
-    def OrganizationId(self) -> str:
-        return self.organization_id
+    MaxSize = max_size
+    MaxFiles = max_files
+    ProjectId = project_id
+    OrganizationId = organization_id
 
 
 def _stat(item: Listed) -> ObjectStat:

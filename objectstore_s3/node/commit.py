@@ -25,8 +25,7 @@ from objectstore_s3.errors import (
     PreconditionFailedError,
     StorageUnavailableError,
 )
-from objectstore_s3.quota.ledger import Spend
-from objectstore_s3.quota.transaction import Quota
+from objectstore_s3.quota import Quota, Spend
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress, content_etag
 
 __all__ = ["Committer", "Superseded"]

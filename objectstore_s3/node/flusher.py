@@ -11,8 +11,6 @@ from collections.abc import Callable
 
 from objectstore_s3.errors import ObjectStoreError
 
-from .writer import Writer
-
 __all__ = ["Flusher"]
 
 log = logging.getLogger("objectstore_s3")
@@ -22,8 +20,18 @@ class Flusher:
     """The background thread: every interval, upload pending work and settled files,
     with capped exponential backoff while the bucket fails."""
 
-    def __init__(self, writer: Callable[[], Writer], interval: float, *, replay_only: bool) -> None:
-        self._writer = writer  # built on first use, in this thread: no I/O at construction
+    def __init__(
+        self,
+        step: Callable[[bool], None],
+        report: Callable[[ObjectStoreError], None],
+        interval: float,
+        *,
+        replay_only: bool,
+    ) -> None:
+        # step(replay_only): one round of uploads (the parts it needs are built on first
+        # use, in this thread: no I/O at construction).
+        self._step = step
+        self._report_to = report
         self._interval = interval
         self._replay_only = replay_only
         self._stop = threading.Event()
@@ -34,7 +42,7 @@ class Flusher:
 
     def _report(self, error: ObjectStoreError) -> None:
         try:
-            self._writer().report(error)
+            self._report_to(error)
         except Exception:
             log.error("%s", error)
 
@@ -52,11 +60,7 @@ class Flusher:
         delay = 0.0 if self._replay_only else self._interval
         while not self._stop.wait(delay):
             try:
-                writer = self._writer()
-                writer.upload_pending()
-                if not self._replay_only:
-                    writer.sync_files(settle_interval=self._interval)
-                    writer.quota.renew()
+                self._step(self._replay_only)
             except Exception as exc:  # the thread must survive anything; the journal keeps it
                 failures += 1
                 if failures == 1:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from objectstore_s3.errors import ObjectStoreError, ServerCapabilityError
 from objectstore_s3.keys import KeySpace
 from objectstore_s3.local.state import LocalState, open_local_state
-from objectstore_s3.quota.transaction import Quota
+from objectstore_s3.quota import Quota, Usage
 from objectstore_s3.settings import ObjectStoreSettings
 from objectstore_s3.transport.base import Backend
 from objectstore_s3.transport.capability import probe
@@ -92,9 +93,18 @@ class Node:
         interval = self.settings.persistence_interval_seconds
         if interval <= 0 and not adopted:
             return None
-        flusher = Flusher(lambda: self.parts.writer, interval, replay_only=interval <= 0)
+        flusher = Flusher(self._flush_step, self._report, interval, replay_only=interval <= 0)
         flusher.start()
         return flusher
+
+    def _flush_step(self, replay_only: bool) -> None:
+        """One round of the background flusher: pending uploads; unless only replaying,
+        also the local files that stopped changing and the quota lease's renewal."""
+        parts = self.parts
+        parts.writer.upload_pending()
+        if not replay_only:
+            parts.writer.sync_files(settle_interval=self.settings.persistence_interval_seconds)
+            parts.quota.renew()
 
     # -- the parts that talk to the bucket ---------------------------------------------------
 
@@ -150,6 +160,24 @@ class Node:
             objects, local, view, quota, committer, self._report, concurrency=s.max_concurrency
         )
         return Parts(objects, quota, view, writer)
+
+    def reconcile(self, abort_uploads_older_than: float) -> Usage:
+        """Recount the organization's usage into the ledger, and abort its incomplete
+        multipart uploads older than the given age (killed sync-backs leave them)."""
+        parts = self.parts
+        used = parts.quota.reconcile()
+        now = parts.objects.server_time()
+        cutoff = (now[0] if now else time.time()) - abort_uploads_older_than
+        stale = list(parts.objects.stale_uploads(cutoff))
+        for upload in stale:
+            parts.objects.abort_upload(upload)
+        if stale:
+            log.info(
+                "Aborted %d incomplete multipart upload(s) older than %.0f s",
+                len(stale),
+                abort_uploads_older_than,
+            )
+        return used
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from objectstore_s3.local.files import LocalFiles
 from objectstore_s3.local.filestate import FileStates
 from objectstore_s3.local.journal import Journal
 from objectstore_s3.local.segments import PendingEntry
-from objectstore_s3.transport.base import Backend, Base, ObjectInfo
+from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress
 
 __all__ = ["KeyState", "Listed", "NodeView"]
 
@@ -199,6 +199,14 @@ class NodeView:
         if cached is not None and cached.etag != info.etag:
             self._cache.invalidate(key)  # the file shows a newer object than the cache
         return path
+
+    def download(self, key: str, target: Path, progress: Progress | None = None) -> None:
+        """Stream the key's value into a local file: this node's own newer value if it
+        has one, else the bucket's object (ranged parts, bounded memory)."""
+        if self.state(key).kind not in ("cached", "unknown"):
+            target.write_bytes(self.read(key) or b"")
+            return
+        self._backend.download(key, target, progress)
 
     # -- listings ------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from objectstore_s3.errors import (
 from objectstore_s3.local.filestate import FileStates
 from objectstore_s3.local.segments import PendingEntry
 from objectstore_s3.local.state import LocalState
-from objectstore_s3.quota.transaction import Quota
+from objectstore_s3.quota import Quota
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress
 
 from .commit import Committer, Superseded
@@ -242,7 +242,7 @@ class Writer:
 
     def _commit_entry(self, entry: PendingEntry) -> None:
         key = entry.key
-        accepted = self._accepted(entry)
+        accepted = accepted_window(entry, self.backend.server_time())
         if entry.op == "delete":
             outcome = self.committer.delete(key, entry.base, accepted=accepted)
             with self.accepting(key):
@@ -271,18 +271,6 @@ class Writer:
             else:
                 self.cache.invalidate(key)  # a newer save is pending: the view shows it
 
-    def _accepted(self, entry: PendingEntry) -> tuple[float, float]:
-        """When the entry was accepted, on the server's clock (bounds)."""
-        if entry.accepted_server is not None:
-            return entry.accepted_server
-        # Accepted before this node had heard the server's clock: convert its wall time
-        # with this node's current offset (the journal never leaves the node).
-        now = self.backend.server_time()
-        wall = time.time()
-        if now is None:
-            return (entry.accepted_at - 5.0, entry.accepted_at + 5.0)
-        return (entry.accepted_at + now[0] - wall - 1.0, entry.accepted_at + now[1] - wall + 1.0)
-
     def _drop(
         self, entry: PendingEntry, superseded: Superseded | None, why: Exception | None = None
     ) -> None:
@@ -304,3 +292,16 @@ class Writer:
     def close(self) -> None:
         """Wait for nothing more: every write runs in its caller's thread. The journal
         and the cache belong to the node's local state, which the node closes."""
+
+
+def accepted_window(entry: PendingEntry, now: tuple[float, float] | None) -> tuple[float, float]:
+    """When a pending entry was accepted, on the server's clock (bounds); `now`: the
+    server's clock now as this node knows it."""
+    if entry.accepted_server is not None:
+        return entry.accepted_server
+    # Accepted before this node had heard the server's clock: convert its wall time with
+    # this node's current offset (the journal never leaves the node).
+    wall = time.time()
+    if now is None:
+        return (entry.accepted_at - 5.0, entry.accepted_at + 5.0)
+    return (entry.accepted_at + now[0] - wall - 1.0, entry.accepted_at + now[1] - wall + 1.0)

@@ -345,7 +345,7 @@ def test_iteration(rig: Rig) -> None:
 @parametrize(read_cases(body=True))
 def test_get_file_path(rig: Rig) -> None:
     rig.observer.save(KEY, NEW)
-    path = rig.store._files.path_for(KEY)
+    path = rig.store._node.local.states.path_for(KEY)
     folder = path.parent
     rig.inject("GET", rig.object_path())
     result = rig.call(lambda: rig.store.get_file_path(KEY), expect_ok=not rig.fails)

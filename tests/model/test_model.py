@@ -333,7 +333,7 @@ class StoreMachine(RuleBasedStateMachine):
         if not registered:
             return
         key = data.draw(st.sampled_from(registered))
-        path = self.stores[node]._files.path_for(key)
+        path = self.stores[node]._node.local.states.path_for(key)
         if not path.parent.is_dir() or path.is_dir():
             return  # its place on disk is taken by another key's file or folder
         value = self._value()
