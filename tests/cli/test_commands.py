@@ -151,6 +151,20 @@ def server_folder(tmp_path: Path) -> Path:
     return tmp_path / "home" / ".local" / "share" / "objectstore-s3" / ".server"
 
 
+def write_stale_state(tmp_path: Path, pid: int) -> None:
+    """A state file left behind by an earlier server, recording `pid`."""
+    folder = server_folder(tmp_path)
+    folder.mkdir(parents=True)
+    state = {
+        "pid": pid,
+        "port": 1,
+        "data_dir": str(folder / "data"),
+        "access_key_id": "old",
+        "secret_access_key": "old-secret",
+    }
+    (folder / "state.json").write_text(json.dumps(state))
+
+
 def test_server_start_twice_is_one_server_and_data_survives(local: Runner) -> None:
     first = json.loads(local("server", "start", "--json").stdout)
     second = json.loads(local("server", "start", "--json").stdout)
@@ -168,19 +182,7 @@ def test_server_start_twice_is_one_server_and_data_survives(local: Runner) -> No
 def test_stale_state_file_is_replaced(local: Runner, tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    folder = server_folder(tmp_path)
-    folder.mkdir(parents=True)
-    (folder / "state.json").write_text(
-        json.dumps(
-            {
-                "pid": dead.pid,
-                "port": 1,
-                "data_dir": str(folder / "data"),
-                "access_key_id": "old",
-                "secret_access_key": "old-secret",
-            }
-        )
-    )
+    write_stale_state(tmp_path, dead.pid)
     started = json.loads(local("server", "start", "--json").stdout)
     assert started["pid"] != dead.pid
     assert pid_alive(started["pid"])
@@ -190,19 +192,7 @@ def test_stale_state_never_stops_another_program(local: Runner, tmp_path: Path) 
     """After a reboot the recorded PID may be another program's: it must live on."""
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        folder = server_folder(tmp_path)
-        folder.mkdir(parents=True)
-        (folder / "state.json").write_text(
-            json.dumps(
-                {
-                    "pid": other.pid,
-                    "port": 1,
-                    "data_dir": str(folder / "data"),
-                    "access_key_id": "old",
-                    "secret_access_key": "old-secret",
-                }
-            )
-        )
+        write_stale_state(tmp_path, other.pid)
         assert local("server", "stop").stdout.strip() == b"not running"
         started = json.loads(local("server", "start", "--json").stdout)
         assert started["pid"] != other.pid

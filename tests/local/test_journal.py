@@ -5,7 +5,6 @@ record does not drop the intact ones after it."""
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from objectstore_s3 import (
 from objectstore_s3.local import journal as journal_module
 from tests.support.helpers import crash
 from tests.support.seaweed_stores import HEADER, Factory, observer, run_script
+from tests.support.worker import kill_after
 
 pytestmark = pytest.mark.seaweedfs
 
@@ -40,12 +40,7 @@ def test_replay_after_a_crash_never_overwrites_newer_writes(
         "time.sleep(3600)\n"
     )
     process = run_script(node_a, script)
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "accepted"
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.communicate(timeout=30)
+    kill_after(process, "accepted")
     node_b = stores(cache_dir=tmp_path / "node-b")
     node_b.save("doc", "B, after the crash")
     node_b.save("gone", "B, after the crash")

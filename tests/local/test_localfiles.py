@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from objectstore_s3 import (
 from tests.conftest import SettingsFactory, StoreFactory
 from tests.support.helpers import bucket_view, requests_of
 from tests.support.seaweed_stores import HEADER, Factory, observer, run_script
-from tests.support.worker import spawn
+from tests.support.worker import kill_after, spawn
 
 MiB = 1024 * 1024
 
@@ -377,13 +375,8 @@ def test_interval_sync_never_uploads_a_half_written_file(
     )
     node = settings(persistence_interval_seconds=0.2, cache_dir=tmp_path / "node")
     process = run_script(node, script)
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "17 MiB written"
-        time.sleep(0.6)  # three sync intervals pass while the writer is still writing
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.communicate(timeout=30)
+    # Three sync intervals pass while the writer is still writing:
+    kill_after(process, "17 MiB written", wait=0.6)
     assert not observer(stores, tmp_path).contains_key("model.bin")
 
 

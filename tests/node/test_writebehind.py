@@ -3,8 +3,6 @@ close and exit, SIGKILL then replay, an unreachable bucket, and several writers 
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +19,7 @@ from objectstore_s3 import (
 from objectstore_s3.server.seaweedfs import SeaweedServer
 from tests.conftest import SettingsFactory, StoreFactory, store_settings, unreachable_settings
 from tests.support.helpers import break_backend, bucket_view, requests_of
-from tests.support.worker import ROOT, settings_json, spawn
+from tests.support.worker import ROOT, kill_after, settings_json, spawn
 
 
 def test_save_returns_before_upload_and_flush_uploads(
@@ -107,12 +105,7 @@ def test_interpreter_exit_flushes(make_http_settings: SettingsFactory, tmp_path:
 def test_sigkill_then_replay(make_http_settings: SettingsFactory, tmp_path: Path) -> None:
     settings = make_http_settings(persistence_interval_seconds=3600)
     process = spawn(settings, "save-and-wait", "wb", "20")
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "saved"
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+    kill_after(process, "saved")
     observer = ObjectStore(make_http_settings(cache_dir=tmp_path / "observer"))
     assert observer.keys == []  # the killed process uploaded nothing
     with ObjectStore(settings) as reopened:  # same settings, same node: replays

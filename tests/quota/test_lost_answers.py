@@ -18,7 +18,7 @@ from objectstore_s3.transport.base import content_etag
 from tests.conftest import StoreFactory, store_settings
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.helpers import ledger, listing
-from tests.support.quota import at_rest, fill
+from tests.support.quota import at_rest, check_at_rest, fill, settled_store
 
 
 @pytest.mark.seaweedfs
@@ -114,40 +114,29 @@ class LateLanding:
 def test_a_ledger_update_that_lands_after_it_was_looked_for_is_not_counted_twice(
     make_store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = make_store(storage_file_count=10)
-    for index in range(6):
-        store.save(f"k{index}", "v")
-    store.flush()  # the ledger holds the 6
+    store = settled_store(make_store, 6, storage_file_count=10)  # the ledger holds the 6
     for index in range(3):
         store.delete(f"k{index}")  # unsettled: -3
     late = LateLanding(store._node.parts.quota._records, LEDGER, monkeypatch)
     late.arm()  # the settling update is lost, looked for (not there), then lands
     store.flush()
     monkeypatch.undo()
-    at_rest(store)
-    check = make_store(storage_file_count=10, cache_dir=tmp_path / "check")
-    assert listing(check)[1] == 3
-    assert ledger(check)["files"] == 3  # the deletes were subtracted once
-    assert fill(check) == 7
-    assert listing(check)[1] == 10
+    # The deletes were subtracted once:
+    check_at_rest(make_store, tmp_path, store, files=3, room=7, storage_file_count=10)
 
 
 def test_a_release_that_lands_after_it_was_looked_for_is_not_counted_twice(
     make_store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = make_store(storage_file_count=10)
-    for index in range(6):
-        store.save(f"k{index}", "v")
-    store.flush()
+    store = settled_store(make_store, 6, storage_file_count=10)
     for index in range(3):
         store.delete(f"k{index}")
     late = LateLanding(store._node.parts.quota._records, LEDGER, monkeypatch)
     late.arm()  # closing settles the deletes and gives the lease back: lost, then lands
     store.close()
     monkeypatch.undo()
-    check = make_store(storage_file_count=10, cache_dir=tmp_path / "check")
+    check = check_at_rest(make_store, tmp_path, files=3, storage_file_count=10)
     state = ledger(check)
-    assert (state["files"], listing(check)[1]) == (3, 3)
     assert store._node.parts.quota.lease_id not in state["leases"]  # type: ignore[operator]
     assert fill(check) == 7
 

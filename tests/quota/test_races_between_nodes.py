@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import StoreFactory
-from tests.support.helpers import ledger, listing
-from tests.support.quota import at_rest, fill
+from tests.support.helpers import ledger
+from tests.support.quota import check_at_rest, fill
 
 
 def test_two_nodes_deleting_one_key_count_it_once(make_store: StoreFactory, tmp_path: Path) -> None:
@@ -20,9 +20,8 @@ def test_two_nodes_deleting_one_key_count_it_once(make_store: StoreFactory, tmp_
     assert node_b.read("k") == "v"  # B knows it exists
     node_a.delete("k")
     node_b.delete("k")  # cached as present: its conditional delete finds it gone
-    at_rest(node_a, node_b)
-    check = make_store(storage_file_count=5, cache_dir=tmp_path / "check")
-    assert (ledger(check)["files"], ledger(check)["bytes"]) == (0, 0)
+    check = check_at_rest(make_store, tmp_path, node_a, node_b, files=0, storage_file_count=5)
+    assert ledger(check)["bytes"] == 0
     assert fill(check) == 5
 
 
@@ -44,12 +43,8 @@ def test_a_delete_between_the_others_head_and_delete(
     for index in range(5):
         assert node_b.delete(f"k{index}")
     monkeypatch.undo()
-    at_rest(node_a, node_b)
-    check = make_store(storage_file_count=10, cache_dir=tmp_path / "check")
-    assert listing(check)[1] == 5
-    assert ledger(check)["files"] == 5  # each delete counted once
-    assert fill(check) == 5
-    assert listing(check)[1] == 10
+    # Each delete counted once:
+    check_at_rest(make_store, tmp_path, node_a, node_b, files=5, room=5, storage_file_count=10)
 
 
 def test_an_overwrite_racing_a_delete_counts_the_new_file(
@@ -69,10 +64,7 @@ def test_an_overwrite_racing_a_delete_counts_the_new_file(
     monkeypatch.setattr(backend, "put", put_after_b_deleted)
     assert node_a.save("k", "v2")  # planned as an overwrite, landed as a new file
     monkeypatch.undo()
-    at_rest(node_a, node_b)
-    check = make_store(storage_file_count=3, cache_dir=tmp_path / "check")
-    assert (ledger(check)["files"], listing(check)[1]) == (1, 1)
-    assert fill(check) == 2
+    check_at_rest(make_store, tmp_path, node_a, node_b, files=1, room=2, storage_file_count=3)
 
 
 def test_write_behind_save_of_a_key_deleted_elsewhere_cannot_pass_the_limit(
@@ -87,6 +79,4 @@ def test_write_behind_save_of_a_key_deleted_elsewhere_cannot_pass_the_limit(
     node_b.flush()
     assert node_a.save("k", "from A") is False  # no room for it to be a new file
     node_a.flush()
-    at_rest(node_a, node_b)
-    check = make_store(storage_file_count=3, cache_dir=tmp_path / "check")
-    assert listing(check)[1] == 3
+    check_at_rest(make_store, tmp_path, node_a, node_b, files=3, storage_file_count=3)

@@ -21,7 +21,7 @@ from tests.support.helpers import (
     put_behind,
     write_ledger,
 )
-from tests.support.quota import at_rest, fill
+from tests.support.quota import at_rest, check_at_rest, fill, settled_store
 
 
 @pytest.mark.seaweedfs
@@ -61,10 +61,7 @@ def test_reconcile_aborts_incomplete_multipart_uploads(
 def test_a_recount_does_not_subtract_a_live_stores_deletes_twice(
     make_store: StoreFactory, tmp_path: Path
 ) -> None:
-    writer = make_store(storage_file_count=10)
-    for index in range(10):
-        writer.save(f"k{index}", "v")
-    writer.flush()  # settled: the ledger knows the 10
+    writer = settled_store(make_store, 10, storage_file_count=10)  # the ledger knows the 10
     for index in range(5):
         writer.delete(f"k{index}")  # not settled yet
     other = make_store(storage_file_count=10, cache_dir=tmp_path / "other")
@@ -90,10 +87,7 @@ def test_a_recount_does_not_subtract_a_live_stores_deletes_twice(
 def test_a_ledger_of_nonsense_is_rebuilt_from_a_listing(
     make_store: StoreFactory, damage: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = make_store(storage_file_count=5)
-    for index in range(3):
-        store.save(f"k{index}", "vv")
-    store.flush()
+    store = settled_store(make_store, 3, value="vv", storage_file_count=5)
     state = ledger(store)
     if isinstance(damage, dict):
         state.update(damage)
@@ -116,10 +110,7 @@ def put_ledger_raw(store: ObjectStore, body: bytes) -> None:
 def test_drift_is_repaired_within_ten_minutes_while_other_stores_are_live(
     make_store: StoreFactory, tmp_path: Path
 ) -> None:
-    store = make_store(storage_file_count=10)
-    for index in range(4):
-        store.save(f"k{index}", "v")
-    store.flush()
+    store = settled_store(make_store, 4, storage_file_count=10)
     other = make_store(storage_file_count=10, cache_dir=tmp_path / "other")
     assert other.save("o", "v")  # a live lease: the organization is never quiet
     other.flush()
@@ -135,9 +126,7 @@ def test_drift_is_repaired_within_ten_minutes_while_other_stores_are_live(
     repaired = ledger(store)
     assert (repaired["files"], repaired["drift"]) == (5, False)
     assert other._node.parts.quota.lease_id in repaired["leases"]  # type: ignore[operator]
-    at_rest(store, other)
-    check = make_store(cache_dir=tmp_path / "check")
-    assert (ledger(check)["files"], listing(check)[1]) == (5, 5)
+    check_at_rest(make_store, tmp_path, store, other, files=5)
 
 
 def test_a_recount_keeps_a_maybe_until_its_horizon_then_trusts_the_listing() -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -120,3 +122,15 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def kill_after(process: subprocess.Popen[str], line: str, wait: float = 0.0) -> None:
+    """Read `line` from the process's stdout, let `wait` seconds pass, then SIGKILL it and
+    reap it (killed even when the line does not come)."""
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == line
+        time.sleep(wait)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
