@@ -189,8 +189,9 @@ class Node:
         self.parts.writer.flush()
 
     def close(self) -> None:
-        """Flush, then close every part: the flusher, the writer, the quota's lease, the
-        node-local state, and the backend if this node opened it. Local files stay."""
+        """Flush, then close every part: the flusher, the quota's lease, the node-local
+        state, and the backend if this node opened it (the writer holds nothing open: its
+        uploads run in pools that end with each flush). Local files stay."""
         if self.closed:
             return
         if self._flusher is not None:
@@ -207,8 +208,6 @@ class Node:
             self.closed = True
             atexit.unregister(self._exit_hook)
             try:
-                if self._parts is not None:
-                    self._parts.writer.close()
                 self.local.close()  # what could not be uploaded stays for a replay
             finally:
                 if self._opened_backend and self._backend is not None:

@@ -289,10 +289,6 @@ class Writer:
             SupersededWriteError(f"A pending {what} of '{entry.key}' was not applied: {reason}.")
         )
 
-    def close(self) -> None:
-        """Wait for nothing more: every write runs in its caller's thread. The journal
-        and the cache belong to the node's local state, which the node closes."""
-
 
 def accepted_window(entry: PendingEntry, now: tuple[float, float] | None) -> tuple[float, float]:
     """When a pending entry was accepted, on the server's clock (bounds); `now`: the
