@@ -1,7 +1,7 @@
 """The organization's usage ledger as data: parsing, grants, expiry, rebases. Pure: no I/O.
 
 One small JSON document per organization, outside its keys, changed only by conditional
-PUTs (quota.py does the I/O):
+PUTs (bookkeeper.py does the I/O):
 
     {"version": 2, "bytes": B, "files": F, "generation": G, "rebased_at": T, "drift": false,
      "leases": {"<id>": {"bytes", "files", "held_bytes", "held_files", "expires", "grace",
@@ -15,20 +15,28 @@ dead store's lease for the replay of its journal; a maybe is an increase counted
 write whose answer was lost, which may land until `until`: a recount before then adds it
 back (the listing may have missed it). Times are the server's clock. Invariant:
 actual usage <= committed + leases + holds <= limit. See docs/quotas.md.
+
+A store's own side (its lease, its unsettled changes and how they settle) is in
+account.py; what a write reports, and the refusals at a limit, in spend.py.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
-import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from objectstore_s3.errors import StorageLimitExceededError
+from .account import HOLD_SECONDS, LEASE_SECONDS, Account, Delta, Lease, Rebase
+from .spend import MB, Spend, Usage, bytes_refused, files_refused
 
+# Besides the ledger's own names: those that moved to account.py and spend.py, still
+# importable from here.
 __all__ = [
+    "HOLD_SECONDS",
+    "LEASE_SECONDS",
+    "MB",
     "Account",
     "Delta",
     "Lease",
@@ -42,48 +50,11 @@ __all__ = [
     "grant_headroom",
 ]
 
-log = logging.getLogger("objectstore_s3")
-
-LEASE_SECONDS = 60.0
-HOLD_SECONDS = 3600.0
 DRIFT_SECONDS = 600.0  # the longest a known over-count waits for a recount
-MB = 1024 * 1024
 
 
 class LedgerDamagedError(ValueError):
     """The ledger parses as JSON but does not hold what a ledger holds."""
-
-
-@dataclass
-class Lease:
-    bytes: int = 0
-    files: int = 0
-    held_bytes: int = 0
-    held_files: int = 0
-    expires: float = 0.0
-    grace: float = 120.0
-    nonce: str = ""  # unique per update: tells a landed update from a lost one
-    settled: int = 0  # the holder's changes up to this sequence number are in the ledger
-
-    def as_json(self) -> dict[str, float | str]:
-        return {
-            "nonce": self.nonce,
-            "settled": self.settled,
-            "bytes": self.bytes,
-            "files": self.files,
-            "held_bytes": self.held_bytes,
-            "held_files": self.held_files,
-            "expires": self.expires,
-            "grace": self.grace,
-        }
-
-
-@dataclass(frozen=True)
-class Rebase:
-    """A recount: committed usage was set from a listing begun at `started` (server time)."""
-
-    generation: int
-    started: float
 
 
 @dataclass
@@ -201,131 +172,6 @@ class Ledger:
         return self.drift and server_low - self.rebased_at > DRIFT_SECONDS
 
 
-@dataclass
-class Delta:
-    """Usage changes one store made and has not settled, grouped by when they happened.
-
-    `seen` is the rebase generation the store had observed before making them, and
-    `applied_by` an upper bound (server clock) on when the last of them was applied.
-    Positive and negative parts are kept apart, for the safe rule of `settle`. `seq`
-    numbers a store's deltas: its lease records the last one settled, so an update that
-    lands after the store gave it up for lost is never settled twice.
-    """
-
-    seen: int
-    applied_by: float
-    seq: int
-    up_bytes: int = 0
-    up_files: int = 0
-    down_bytes: int = 0
-    down_files: int = 0
-    ambiguous: bool = False
-    pending: bool = False  # a lost answer: may still be applied up to `applied_by`
-
-    def add(self, files: int, size: int) -> None:
-        self.up_files += max(files, 0)
-        self.down_files += min(files, 0)
-        self.up_bytes += max(size, 0)
-        self.down_bytes += min(size, 0)
-
-    def settle(self, rebase: Rebase) -> tuple[int, int, bool]:
-        """(files, bytes) to add to the committed usage, and whether that may over-count.
-
-        Against the latest recount: changes made after the store saw it count whole;
-        changes applied before its listing began are already in it; any others may or
-        may not be, so only their increases count (an over-count, never an under-count).
-        """
-        if self.seen >= rebase.generation and not self.ambiguous:
-            return self.up_files + self.down_files, self.up_bytes + self.down_bytes, False
-        if self.seen < rebase.generation and self.applied_by < rebase.started:
-            return 0, 0, False
-        return self.up_files, self.up_bytes, True
-
-
-@dataclass
-class Account:
-    """One store's side of the quota: what its lease allows, what is in flight or held
-    for journaled saves, and the changes it has not settled. Replaced whole (a copy from
-    `settled_into`) only when a ledger update succeeded."""
-
-    allowance_bytes: int = 0
-    allowance_files: int = 0
-    held: dict[str, tuple[int, int]] = field(default_factory=dict)  # token -> (files, bytes)
-    flying_bytes: int = 0
-    flying_files: int = 0
-    deltas: list[Delta] = field(default_factory=list)
-    generation: int = 0
-    expires: float = 0.0  # server clock; 0: no lease yet; -1: give it back
-    settled: int = 0  # the last Delta.seq the ledger holds
-
-    def held_totals(self) -> tuple[int, int]:
-        return sum(b for _, b in self.held.values()), sum(f for f, _ in self.held.values())
-
-    def settled_into(self, ledger: Ledger, lease_id: str, *, rebased: bool = False) -> Account:
-        """A copy of this account after settling its changes into `ledger`. Changes the
-        ledger already holds (an update whose answer was lost landed after all) are not
-        settled again: its lease says up to which `seq` they are in (`rebased`: this
-        update recounted, so every change is weighed against the recount)."""
-        account = replace(self, held=dict(self.held), deltas=[])
-        lease = ledger.leases.get(lease_id)
-        done = lease.settled if lease is not None and not rebased else 0
-        if account.expires > 0 and lease is None:
-            # The lease was reclaimed (the store was idle past it): its allowance is gone;
-            # what it held for journaled saves was kept as a hold, which it takes back.
-            log.warning("Object Store quota lease expired; continuing with a new one")
-            account.allowance_bytes = account.allowance_files = 0
-            ledger.holds.pop(lease_id, None)
-        rebase = Rebase(ledger.generation, ledger.rebased_at)
-        for delta in self.deltas:
-            account.settled = max(account.settled, delta.seq)
-            if delta.seq <= done:
-                continue
-            # No clamping at zero: stores settle in any order, so the committed figures
-            # may dip below zero for a while (one store's delete settled before another
-            # store's create of the same object); only their sum with the leases matters.
-            files, size, over = delta.settle(rebase)
-            ledger.files += files
-            ledger.bytes += size
-            ledger.drift = ledger.drift or over
-            if delta.pending and (files > 0 or size > 0):
-                ledger.maybes.append((files, size, delta.applied_by))
-        account.generation = ledger.generation
-        return account
-
-    def after_release(self, done: int) -> Account:
-        """This account once a release that settled deltas up to `done` has landed."""
-        deltas = [delta for delta in self.deltas if delta.seq > done]
-        return replace(
-            self,
-            deltas=deltas,
-            allowance_bytes=0,
-            allowance_files=0,
-            expires=0.0,
-            settled=max(self.settled, done),
-        )
-
-    def write_lease(
-        self, ledger: Ledger, lease_id: str, now: float, grace: float, nonce: str = ""
-    ) -> None:
-        """Put this account's lease in `ledger`, expiring LEASE_SECONDS from `now`."""
-        if self.expires < 0:
-            ledger.leases.pop(lease_id, None)
-            self.expires = 0.0
-            return
-        held_bytes, held_files = self.held_totals()
-        ledger.leases[lease_id] = Lease(
-            bytes=max(self.allowance_bytes, 0) + self.flying_bytes + held_bytes,
-            files=max(self.allowance_files, 0) + self.flying_files + held_files,
-            held_bytes=held_bytes,
-            held_files=held_files,
-            expires=now + LEASE_SECONDS,
-            grace=grace,
-            nonce=nonce,
-            settled=self.settled,
-        )
-        self.expires = now + LEASE_SECONDS
-
-
 def grant_headroom(free: int, live_others: int, cap: int, busy: int = 0) -> int:
     """Extra capacity granted beyond a save's need: a share of what is free that shrinks
     as more stores are live. Stores that start one after another (and may die holding
@@ -370,69 +216,4 @@ def _lease(raw: Any) -> Lease:
         grace=_time(raw.get("grace", 120.0)),
         nonce=str(raw.get("nonce", "")),
         settled=_count(raw.get("settled", 0)),
-    )
-
-
-# -- what a write reports, and the refusals at a limit -------------------------------
-
-
-def _mb(size: int) -> str:
-    """LEAN reports sizes in MB; small figures also get their exact bytes."""
-    return f"{size / MB:.2f} MB" if size >= MB else f"{size / MB:.2f} MB ({size} bytes)"
-
-
-@dataclass(frozen=True)
-class Usage:
-    bytes: int
-    files: int
-
-
-@dataclass
-class Spend:
-    """What one write did to usage, told by the code inside `Quota.transaction`."""
-
-    files: int = 0
-    bytes: int = 0
-    done: bool = False
-    ambiguous: bool = False
-    pending: bool = False  # may still be applied later (its answer was lost)
-    repeat_files: int = 0  # increases an earlier attempt, still in flight, may yet make
-    repeat_bytes: int = 0
-
-    def may_repeat(self, files: int, size: int) -> None:
-        """Besides its effect, a timed-out attempt of the write may still land later and
-        increase usage by at most (files, size): counted as a maybe."""
-        self.repeat_files, self.repeat_bytes = files, size
-
-    def effect(self, files: int, size: int) -> None:
-        """The write happened and changed usage by exactly (files, size)."""
-        self.files, self.bytes, self.done = files, size, True
-
-    def unknown(self, files: int, size: int) -> None:
-        """The write's effect is decided but not known (a create or an overwrite, a delete
-        by us or by another): only the increase is counted, until a recount."""
-        self.files, self.bytes, self.done, self.ambiguous = files, size, True, True
-
-    def unanswered(self, files: int, size: int) -> None:
-        """The write was sent and its answer lost: it may have happened, or happen yet (a
-        slow server). Its increase counts until its horizon, recounts included."""
-        self.unknown(files, size)
-        self.pending = True
-
-
-def files_refused(key: str, limit: int, stored: int, reserved: int) -> StorageLimitExceededError:
-    return StorageLimitExceededError(
-        f"You have reached the ObjectStore limit for files it can save: {limit} ({stored} "
-        f"stored, {reserved} reserved by saves in progress), unable to save the new file: "
-        f"'{key}'. Delete keys or raise storage_file_count."
-    )
-
-
-def bytes_refused(
-    key: str, size: int, limit: int, used: int, reserved: int
-) -> StorageLimitExceededError:
-    return StorageLimitExceededError(
-        f"Unable to save '{key}' ({_mb(size)}): it would exceed the storage capacity limit "
-        f"of {_mb(limit)} ({_mb(used)} used, {_mb(reserved)} reserved by saves in progress). "
-        "Delete keys or raise storage_limit_bytes."
     )

@@ -1,0 +1,175 @@
+"""One store's side of the ledger: its lease, its unsettled changes, how they settle. Pure.
+
+A `Lease` is capacity the ledger grants one live store, as the ledger records it. The
+store's `Account` is what it may spend of that lease, what is in flight or held for its
+journaled saves, and its `Delta`s: the changes it has not settled yet. Settling weighs
+each delta against the latest recount (`Rebase`) by the rebase rule of docs/quotas.md, so
+a recount made while stores are live never subtracts a change twice. No I/O here: the
+transaction (transaction.py, bookkeeper.py) reads and writes the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+
+__all__ = ["HOLD_SECONDS", "LEASE_SECONDS", "Account", "Delta", "Lease", "Rebase"]
+
+log = logging.getLogger("objectstore_s3")
+
+LEASE_SECONDS = 60.0
+HOLD_SECONDS = 3600.0
+
+
+@dataclass
+class Lease:
+    """Capacity the ledger grants one store (or, as a hold, keeps for a dead one's journal)."""
+
+    bytes: int = 0
+    files: int = 0
+    held_bytes: int = 0
+    held_files: int = 0
+    expires: float = 0.0
+    grace: float = 120.0
+    nonce: str = ""  # unique per update: tells a landed update from a lost one
+    settled: int = 0  # the holder's changes up to this sequence number are in the ledger
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rebase:
+    """A recount: committed usage was set from a listing begun at `started` (server time)."""
+
+    generation: int
+    started: float
+
+
+@dataclass
+class Delta:
+    """Usage changes one store made and has not settled, grouped by when they happened.
+
+    `seen` is the rebase generation the store had observed before making them, and
+    `applied_by` an upper bound (server clock) on when the last of them was applied.
+    Positive and negative parts are kept apart, for the safe rule of `settle`. `seq`
+    numbers a store's deltas: its lease records the last one settled, so an update that
+    lands after the store gave it up for lost is never settled twice.
+    """
+
+    seen: int
+    applied_by: float
+    seq: int
+    up_bytes: int = 0
+    up_files: int = 0
+    down_bytes: int = 0
+    down_files: int = 0
+    ambiguous: bool = False
+    pending: bool = False  # a lost answer: may still be applied up to `applied_by`
+
+    def add(self, files: int, size: int) -> None:
+        self.up_files += max(files, 0)
+        self.down_files += min(files, 0)
+        self.up_bytes += max(size, 0)
+        self.down_bytes += min(size, 0)
+
+    def settle(self, rebase: Rebase) -> tuple[int, int, bool]:
+        """(files, bytes) to add to the committed usage, and whether that may over-count.
+
+        Against the latest recount: changes made after the store saw it count whole;
+        changes applied before its listing began are already in it; any others may or
+        may not be, so only their increases count (an over-count, never an under-count).
+        """
+        if self.seen >= rebase.generation and not self.ambiguous:
+            return self.up_files + self.down_files, self.up_bytes + self.down_bytes, False
+        if self.seen < rebase.generation and self.applied_by < rebase.started:
+            return 0, 0, False
+        return self.up_files, self.up_bytes, True
+
+
+@dataclass
+class Account:
+    """One store's side of the quota: what its lease allows, what is in flight or held
+    for journaled saves, and the changes it has not settled. Replaced whole (a copy from
+    `settled_into`) only when a ledger update succeeded."""
+
+    allowance_bytes: int = 0
+    allowance_files: int = 0
+    held: dict[str, tuple[int, int]] = field(default_factory=dict)  # token -> (files, bytes)
+    flying_bytes: int = 0
+    flying_files: int = 0
+    deltas: list[Delta] = field(default_factory=list)
+    generation: int = 0
+    expires: float = 0.0  # server clock; 0: no lease yet; -1: give it back
+    settled: int = 0  # the last Delta.seq the ledger holds
+
+    def held_totals(self) -> tuple[int, int]:
+        return sum(b for _, b in self.held.values()), sum(f for f, _ in self.held.values())
+
+    def settled_into(self, ledger: Ledger, lease_id: str, *, rebased: bool = False) -> Account:
+        """A copy of this account after settling its changes into `ledger`. Changes the
+        ledger already holds (an update whose answer was lost landed after all) are not
+        settled again: its lease says up to which `seq` they are in (`rebased`: this
+        update recounted, so every change is weighed against the recount)."""
+        account = replace(self, held=dict(self.held), deltas=[])
+        lease = ledger.leases.get(lease_id)
+        done = lease.settled if lease is not None and not rebased else 0
+        if account.expires > 0 and lease is None:
+            # The lease was reclaimed (the store was idle past it): its allowance is gone;
+            # what it held for journaled saves was kept as a hold, which it takes back.
+            log.warning("Object Store quota lease expired; continuing with a new one")
+            account.allowance_bytes = account.allowance_files = 0
+            ledger.holds.pop(lease_id, None)
+        rebase = Rebase(ledger.generation, ledger.rebased_at)
+        for delta in self.deltas:
+            account.settled = max(account.settled, delta.seq)
+            if delta.seq <= done:
+                continue
+            # No clamping at zero: stores settle in any order, so the committed figures
+            # may dip below zero for a while (one store's delete settled before another
+            # store's create of the same object); only their sum with the leases matters.
+            files, size, over = delta.settle(rebase)
+            ledger.files += files
+            ledger.bytes += size
+            ledger.drift = ledger.drift or over
+            if delta.pending and (files > 0 or size > 0):
+                ledger.maybes.append((files, size, delta.applied_by))
+        account.generation = ledger.generation
+        return account
+
+    def after_release(self, done: int) -> Account:
+        """This account once a release that settled deltas up to `done` has landed."""
+        deltas = [delta for delta in self.deltas if delta.seq > done]
+        return replace(
+            self,
+            deltas=deltas,
+            allowance_bytes=0,
+            allowance_files=0,
+            expires=0.0,
+            settled=max(self.settled, done),
+        )
+
+    def write_lease(
+        self, ledger: Ledger, lease_id: str, now: float, grace: float, nonce: str = ""
+    ) -> None:
+        """Put this account's lease in `ledger`, expiring LEASE_SECONDS from `now`."""
+        if self.expires < 0:
+            ledger.leases.pop(lease_id, None)
+            self.expires = 0.0
+            return
+        held_bytes, held_files = self.held_totals()
+        ledger.leases[lease_id] = Lease(
+            bytes=max(self.allowance_bytes, 0) + self.flying_bytes + held_bytes,
+            files=max(self.allowance_files, 0) + self.flying_files + held_files,
+            held_bytes=held_bytes,
+            held_files=held_files,
+            expires=now + LEASE_SECONDS,
+            grace=grace,
+            nonce=nonce,
+            settled=self.settled,
+        )
+        self.expires = now + LEASE_SECONDS

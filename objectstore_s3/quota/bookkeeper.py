@@ -1,0 +1,203 @@
+"""One store's account in the organization's ledger, kept by conditional updates.
+
+The ledger (ledger.py) lives in the bucket as one object, changed only by read-modify-
+write with a conditional PUT (If-Match, or If-None-Match: * to create it), retried with
+jitter on 412. An update whose answer was lost is told apart from one that did not land by
+the nonce it wrote into this store's lease (or the lease's absence after a release); one
+that lands after it was given up is never settled twice, by the lease's `settled` mark.
+A recount sets the committed usage from a listing (a missing or damaged ledger, a
+reclaimed lease, a quiet moment with drift, or on request). The argument is in
+docs/quotas.md. Spending (the transaction, the limits) is `Quota`'s, in transaction.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+
+from objectstore_s3.errors import (
+    KeyNotFoundError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    StorageUnavailableError,
+)
+from objectstore_s3.transport.base import Backend
+
+from .account import Account
+from .ledger import Ledger, LedgerDamagedError
+from .spend import Usage
+
+__all__ = ["LEDGER", "Bookkeeper"]
+
+log = logging.getLogger("objectstore_s3")
+
+LEDGER = "usage.json"
+_MAX_CONFLICTS = 60
+# Updates whose answer was lost (each already retried max_attempts times) before the
+# error is raised: like commit.py's, so one call's time stays bounded by the settings.
+_MAX_UNANSWERED = 3
+
+
+class Bookkeeper:
+    """This store's account (`_state`) and its updates of the organization's ledger."""
+
+    def __init__(self, records: Backend, objects: Backend, *, grace: float) -> None:
+        self._records = records
+        self._objects = objects
+        self._grace = grace
+        self._lease_id = uuid.uuid4().hex
+        self._adopted: set[str] = set()
+        self._lock = threading.RLock()
+        self._state = Account()
+        self._seq = 0  # the last Delta.seq given out
+        self._sealed = 0  # deltas up to this seq were sent in a ledger update: never grown
+        # What a release whose answer was lost would leave: installed if the ledger later
+        # shows the lease gone (the release landed after it was looked for).
+        self._released: Account | None = None
+
+    @property
+    def lease_id(self) -> str:
+        return self._lease_id
+
+    def adopt(self, lease_ids: set[str]) -> None:
+        """Take over the leases of dead processes whose journals this store replays: they
+        are reclaimed at the next ledger update (their owners are gone: their journal
+        segments were unlocked), and what they held for those saves becomes ours."""
+        with self._lock:
+            self._adopted |= lease_ids - {self._lease_id}
+
+    def reconcile(self) -> Usage:
+        """Recount the organization's usage from a listing (repairs drift)."""
+        with self._lock:
+            ledger = self._update(lambda ledger, state: None, recount=True)
+            return Usage(ledger.bytes, ledger.files)
+
+    def ledger(self) -> Ledger | None:
+        """The ledger as stored (None if there is none yet)."""
+        try:
+            data = self._records.get(LEDGER)
+        except KeyNotFoundError:
+            return None
+        assert data is not None
+        return Ledger.parse(data.body)
+
+    def list_usage(self) -> Usage:
+        """Bytes and objects under the organization's prefix, from a listing."""
+        total = count = 0
+        for info in self._objects.list():
+            total += info.size
+            count += 1
+        return Usage(total, count)
+
+    # -- the conditional update ------------------------------------------------------------
+
+    def _update(self, apply: Callable[[Ledger, Account], None], *, recount: bool = False) -> Ledger:
+        """Read-modify-write the ledger with a conditional PUT, retrying lost races.
+
+        `apply` changes a copy of the ledger and of this store's state; both take effect
+        only once the PUT succeeded, so a lost race is never counted twice.
+        """
+        unanswered = 0
+        # Every attempt below carries these deltas: none may grow once one was sent (the
+        # lease's `settled` mark must cover exactly what an attempt that lands settled).
+        self._sealed = max([self._sealed] + [delta.seq for delta in self._state.deltas])
+        for _ in range(_MAX_CONFLICTS):
+            ledger, etag, damaged = self._load()
+            state, nonce = self._next(ledger, apply, recount=recount or damaged)
+            try:
+                if etag is None:
+                    self._records.put(LEDGER, ledger.dump(), if_none_match="*")
+                else:
+                    self._records.put(LEDGER, ledger.dump(), if_match=etag)
+            except PreconditionFailedError:
+                time.sleep(random.uniform(0.002, 0.03))  # noqa: S311  (jitter)
+                continue
+            except OutcomeUnknownError:
+                # Sent, unanswered, and changed since by others: our lease's nonce (or its
+                # absence, when giving it back) tells whether this update is in.
+                releasing = self._lease_id not in ledger.leases
+                if not self._landed(None if releasing else nonce):
+                    # It may still land: a later load tells (the lease's `settled` mark,
+                    # or its absence after a release), so nothing is counted twice.
+                    if releasing:
+                        self._released = state
+                    unanswered += 1
+                    if unanswered >= _MAX_UNANSWERED:
+                        raise  # the server keeps not answering: report it
+                    continue
+            self._state, self._released = state, None
+            self._adopted.clear()
+            return ledger
+        raise StorageUnavailableError(
+            f"The usage ledger kept changing under {_MAX_CONFLICTS} attempts to update it "
+            "(many writers at once); try again."
+        )
+
+    def _next(
+        self, ledger: Ledger, apply: Callable[[Ledger, Account], None], *, recount: bool
+    ) -> tuple[Account, str]:
+        """Change `ledger` (as just loaded) for one attempt of an update: settle this
+        store's changes, reclaim dead leases (with a recount), `apply`, write the lease.
+        Returns this store's state as it will be if the attempt lands, and its nonce."""
+        if self._released is not None and self._lease_id not in ledger.leases:
+            # A release given up for lost has landed since: what it settled is in.
+            self._state = self._state.after_release(self._released.settled)
+            self._released = None
+        now = self._records.server_time()
+        low = now[0] if now else time.time()
+        expired = ledger.expired(low)
+        expired += [lease for lease in self._adopted if lease in ledger.leases]
+        own = any(delta.ambiguous for delta in self._state.deltas)
+        account = self._state
+        rebased = recount or bool(expired)
+        rebased = rebased or ledger.repairs_drift(self._lease_id, low, own)
+        if rebased:
+            self._recount(ledger, low)
+            ledger.reclaim(expired, low)
+            # What this store recorded exactly was answered before the listing began,
+            # so the listing has it; a maybe (a lost answer) may land after it, so its
+            # increase still counts until its horizon (Delta.settle).
+            maybes = [delta for delta in account.deltas if delta.pending]
+            account = replace(account, deltas=maybes, settled=self._sealed)
+        state = account.settled_into(ledger, self._lease_id, rebased=rebased)
+        for lease in self._adopted:
+            hold = ledger.holds.pop(lease, None)
+            if hold is not None:
+                state.allowance_files += hold.files
+                state.allowance_bytes += hold.bytes
+        apply(ledger, state)
+        nonce = uuid.uuid4().hex[:16]
+        state.write_lease(ledger, self._lease_id, low, self._grace, nonce)
+        return state, nonce
+
+    def _landed(self, nonce: str | None) -> bool:
+        current, _, damaged = self._load()
+        lease = current.leases.get(self._lease_id)
+        if damaged:
+            return False
+        if nonce is None:
+            return lease is None
+        return lease is not None and lease.nonce == nonce
+
+    def _recount(self, ledger: Ledger, low: float) -> None:
+        """Set committed usage from a listing begun now (a new rebase generation)."""
+        listed = self.list_usage()
+        ledger.rebase(listed.bytes, listed.files, low)
+
+    def _load(self) -> tuple[Ledger, str | None, bool]:
+        """The ledger, its ETag (None: absent) and whether it must be rebuilt."""
+        try:
+            data = self._records.get(LEDGER)
+        except KeyNotFoundError:
+            return Ledger(), None, True  # no ledger yet (or it was deleted)
+        assert data is not None
+        try:
+            return Ledger.parse(data.body), data.info.etag, False
+        except LedgerDamagedError as exc:
+            log.warning("The usage ledger is damaged (%s); rebuilding it from a listing", exc)
+            return Ledger(), data.info.etag, True
