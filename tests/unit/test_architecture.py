@@ -88,3 +88,14 @@ def test_the_architecture_page_draws_the_layers_and_names_every_module() -> None
         if path.name != "__init__.py"
     )
     assert [module for module in modules if f"`{module}`" not in text] == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if re.match(r"_[^_]", a.name)]
+                if private:
+                    found.append(f"{path.relative_to(PACKAGE)}: {node.module} {private}")
+    assert found == []
