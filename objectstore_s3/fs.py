@@ -1,5 +1,6 @@
 """Local filesystem helpers: owner-only folders, their ownership check, atomic writes,
-and the clean-up of temporary files that dead processes left behind.
+and the clean-up of temporary files that dead processes left behind (`pid_alive`, also
+the local servers' liveness check).
 
 Users' data (local files, the cache, the journal) lives in folders only the user can
 enter. A folder someone else owns, or one others may write into, is refused: a journal
@@ -20,6 +21,7 @@ from .errors import LocalStorageError, UnsafeFolderError
 __all__ = [
     "atomic_write",
     "check_private",
+    "pid_alive",
     "private_directory",
     "remove_stale_temporaries",
     "temporary_name",
@@ -104,7 +106,7 @@ def remove_stale_temporaries(folder: Path) -> int:
         return 0
     for name in names:
         match = _TEMPORARY.match(name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError):
             os.unlink(folder / name)
@@ -112,13 +114,21 @@ def remove_stale_temporaries(folder: Path) -> int:
     return removed
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not: it has exited, unreaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    # A zombie child still answers kill(0); reap it if it is ours.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    # Another process's zombie (e.g. a server started by a notebook, stopped by the CLI).
+    with contextlib.suppress(OSError, IndexError):
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        return stat_line[stat_line.rindex(")") + 2] != "Z"
     return True

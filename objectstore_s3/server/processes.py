@@ -1,5 +1,6 @@
-"""Process and port helpers for the local servers: free loopback ports, liveness and
-stopping by PID (never by name), and readiness probes of a SeaweedFS server."""
+"""Process and port helpers for the local servers: free loopback ports, starting a server
+and waiting until it answers (`launch`), liveness and stopping by PID (never by name),
+and readiness probes of a SeaweedFS server."""
 
 from __future__ import annotations
 
@@ -8,12 +9,24 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["free_ports", "pid_alive", "s3_answers", "stop_pid", "volume_server_registered"]
+from objectstore_s3.errors import StorageUnavailableError
+from objectstore_s3.fs import pid_alive
+
+__all__ = [
+    "free_ports",
+    "launch",
+    "pid_alive",
+    "s3_answers",
+    "stop_pid",
+    "volume_server_registered",
+]
 
 
 def free_ports(count: int) -> list[int]:
@@ -30,24 +43,43 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether the process runs (a zombie does not: it has exited, unreaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); reap it if it is ours.
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    # Another process's zombie (e.g. a server started by a notebook, stopped by the CLI).
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"
-    return True
+def launch(
+    argv: Sequence[str],
+    ready: Callable[[], bool],
+    *,
+    name: str,
+    timeout: float,
+    log_path: Path,
+    cwd: Path | None = None,
+    grace: float = 10.0,
+    interval: float = 0.1,
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a session of its own, its output appended to `log_path`, and wait
+    until `ready()` says it answers. If it exits first, or has not answered after
+    `timeout` seconds (it is then stopped by PID, SIGKILL after `grace`), the
+    `StorageUnavailableError` names `name` and the log to read."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StorageUnavailableError(
+                f"{name} exited with code {process.returncode} while starting; see {log_path}"
+            )
+        if ready():
+            return process
+        time.sleep(interval)
+    stop_pid(process.pid, grace)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=1)
+    raise StorageUnavailableError(f"{name} did not answer within {timeout:.0f}s; see {log_path}")
 
 
 def volume_server_registered(master_url: str, timeout: float = 1.0) -> bool:

@@ -33,7 +33,14 @@ from filelock import FileLock
 from objectstore_s3.errors import StorageUnavailableError
 from objectstore_s3.transport.base import Endpoint
 
-from .processes import free_ports, pid_alive, s3_answers, stop_pid, volume_server_registered
+from .processes import (
+    free_ports,
+    launch,
+    pid_alive,
+    s3_answers,
+    stop_pid,
+    volume_server_registered,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -117,6 +124,30 @@ def find_weed() -> str:
     raise StorageUnavailableError(INSTALL_HINT)
 
 
+def _server_args(data_dir: Path, config: Path, ports: list[int]) -> list[str]:
+    """`weed server`'s arguments: every service on loopback, on the given ports."""
+    return [
+        "server",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-dir={data_dir}",
+        "-filer",
+        "-s3",
+        f"-s3.config={config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-volume.max=200",
+        # One volume server: no peer to hand clients to before it stops.
+        "-volume.preStopSeconds=0",
+        "-master.volumeSizeLimitMB=512",
+        "-master.telemetry=false",
+        "-iam=false",
+        "-webdav=false",
+        # Behave like AWS and MinIO: a PUT into a missing bucket is NoSuchBucket.
+        "-s3.autoCreateBucket=false",
+    ] + [f"-{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=True)]
+
+
 class SeaweedServer:
     """One `weed server` (master, volume, filer, S3) on loopback, owned by this object."""
 
@@ -150,80 +181,38 @@ class SeaweedServer:
         weed = find_weed()
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.data_dir / "master.toml").write_text(_MASTER_TOML)
-        config = self.data_dir / "s3.json"
-        config.touch(mode=0o600)
-        os.chmod(config, 0o600)
-        config.write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "objectstore",
-                            "credentials": [
-                                {
-                                    "accessKey": self.access_key_id,
-                                    "secretKey": self.secret_access_key,
-                                }
-                            ],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
-                }
-            )
-        )
+        config = self._write_credentials()
         ports = free_ports(len(_PORT_FLAGS))
         if self.port is not None:
             ports[_PORT_FLAGS.index("s3.port")] = self.port
         self.port = ports[_PORT_FLAGS.index("s3.port")]
         master_url = f"http://127.0.0.1:{ports[_PORT_FLAGS.index('master.port')]}"
-        args = [
-            weed,
-            "server",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            f"-dir={self.data_dir}",
-            "-filer",
-            "-s3",
-            f"-s3.config={config}",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            "-volume.max=200",
-            # One volume server: no peer to hand clients to before it stops.
-            "-volume.preStopSeconds=0",
-            "-master.volumeSizeLimitMB=512",
-            "-master.telemetry=false",
-            "-iam=false",
-            "-webdav=false",
-            # Behave like AWS and MinIO: a PUT into a missing bucket is NoSuchBucket.
-            "-s3.autoCreateBucket=false",
-        ] + [f"-{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=True)]
-        log_file = (self.data_dir / "weed.log").open("ab")
-        self.process = subprocess.Popen(
-            args,
+
+        def ready() -> bool:
+            # The S3 port answers before the volume server has registered with the
+            # master; until it has, reads of existing data fail with 500s.
+            return s3_answers(self.url, timeout=0.5) and volume_server_registered(master_url)
+
+        self.process = launch(
+            [weed, *_server_args(self.data_dir, config, ports)],
+            ready,
+            name=f"SeaweedFS on {self.url}",
+            timeout=timeout,
+            log_path=self.data_dir / "weed.log",
             cwd=self.data_dir,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            grace=STOP_GRACE_SECONDS,
         )
-        log_file.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise StorageUnavailableError(
-                    f"SeaweedFS exited with code {self.process.returncode} while starting; "
-                    f"see {self.data_dir / 'weed.log'}"
-                )
-            # The S3 port answers before the volume server has registered with the master;
-            # until it has, reads of existing data fail with 500s.
-            if s3_answers(self.url, timeout=0.5) and volume_server_registered(master_url):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise StorageUnavailableError(
-            f"SeaweedFS did not answer on {self.url} within {timeout:.0f}s; "
-            f"see {self.data_dir / 'weed.log'}"
-        )
+
+    def _write_credentials(self) -> Path:
+        """The S3 gateway's one identity, in an owner-only `s3.json`; returns its path."""
+        config = self.data_dir / "s3.json"
+        config.touch(mode=0o600)
+        os.chmod(config, 0o600)
+        credentials = {"accessKey": self.access_key_id, "secretKey": self.secret_access_key}
+        actions = ["Admin", "Read", "Write", "List", "Tagging"]
+        identity = {"name": "objectstore", "credentials": [credentials], "actions": actions}
+        config.write_text(json.dumps({"identities": [identity]}))
+        return config
 
     def stop(self, timeout: float = STOP_GRACE_SECONDS) -> None:
         """Stop the server by PID: SIGTERM, then SIGKILL after `timeout` seconds."""
@@ -296,37 +285,10 @@ def start_local_server(
                 "`objectstore-s3 server stop` stops it"
             )
         started = time.monotonic()
-        server = SeaweedServer(
-            directory / "data",
-            port=old.port if old else None,
-            access_key_id=old.access_key_id if old else None,
-            secret_access_key=old.secret_access_key if old else None,
-        )
-        try:
-            server.start()
-        except StorageUnavailableError:
-            if old is None:
-                raise
-            server = SeaweedServer(  # the old port may be taken now; take a fresh one
-                directory / "data",
-                access_key_id=old.access_key_id,
-                secret_access_key=old.secret_access_key,
-            )
-            server.start()
-        assert server.pid is not None
-        assert server.port is not None
-        state = ServerState(
-            server.pid,
-            server.port,
-            str(server.data_dir),
-            server.access_key_id,
-            server.secret_access_key,
-        )
+        state = _start_detached(directory / "data", old)
         state_file.touch(mode=0o600)
         os.chmod(state_file, 0o600)  # it holds the secret; touch() keeps an old file's mode
         state_file.write_text(json.dumps(asdict(state)))
-        # The server outlives this process by design; forget the handle without killing it.
-        server.process = None
         log.info(
             "Started the embedded S3 server at %s (pid %d, data in %s) in %.1fs",
             state.url,
@@ -335,6 +297,38 @@ def start_local_server(
             time.monotonic() - started,
         )
         return state
+
+
+def _start_detached(data_dir: Path, old: ServerState | None) -> ServerState:
+    """Start a server on `old`'s port and credentials if any (a fresh port if that one is
+    taken now), and let it outlive this process: its state, to record."""
+    server = SeaweedServer(
+        data_dir,
+        port=old.port if old else None,
+        access_key_id=old.access_key_id if old else None,
+        secret_access_key=old.secret_access_key if old else None,
+    )
+    try:
+        server.start()
+    except StorageUnavailableError:
+        if old is None:
+            raise
+        server = SeaweedServer(
+            data_dir, access_key_id=old.access_key_id, secret_access_key=old.secret_access_key
+        )
+        server.start()
+    assert server.pid is not None
+    assert server.port is not None
+    state = ServerState(
+        server.pid,
+        server.port,
+        str(server.data_dir),
+        server.access_key_id,
+        server.secret_access_key,
+    )
+    # The server outlives this process by design; forget the handle without killing it.
+    server.process = None
+    return state
 
 
 def stop_local_server(
