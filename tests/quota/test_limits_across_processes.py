@@ -109,6 +109,31 @@ def test_killed_writers_leave_most_of_the_free_capacity_usable(
     assert time.monotonic() - started < 60 * 3
 
 
+def run_torture_workers(
+    settings: ObjectStoreSettings, tmp_path: Path, rng: random.Random
+) -> list[dict[str, int]]:
+    """Four torture workers, two processes on each of two nodes (node-0's writing through,
+    node-1's behind), run to their end; what each reports."""
+    outputs = []
+    workers = []
+    for index in range(4):
+        node = tmp_path / f"node-{index % 2}"  # two nodes, two processes each
+        mode = {"persistence_interval_seconds": 0.3 if index % 2 else 0}
+        worker_settings = settings.model_copy(update={"cache_dir": node, **mode})
+        workers.append(spawn(worker_settings, "torture", str(rng.randint(0, 10**6)), "12"))
+    try:
+        for worker in workers:
+            out, _ = worker.communicate(timeout=300)
+            assert worker.returncode == 0
+            outputs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=30)
+    return outputs
+
+
 @pytest.mark.seaweedfs
 def test_torture_processes_on_two_nodes_with_lost_answers(
     seaweed: SeaweedServer, fault_proxy: FaultProxy, tmp_path: Path
@@ -138,23 +163,7 @@ def test_torture_processes_on_two_nodes_with_lost_answers(
         method="PUT",
         header=lambda headers: next(applied_late) % 11 == 5,
     )
-    outputs = []
-    workers = []
-    for index in range(4):
-        node = tmp_path / f"node-{index % 2}"  # two nodes, two processes each
-        mode = {"persistence_interval_seconds": 0.3 if index % 2 else 0}
-        worker_settings = settings.model_copy(update={"cache_dir": node, **mode})
-        workers.append(spawn(worker_settings, "torture", str(rng.randint(0, 10**6)), "12"))
-    try:
-        for worker in workers:
-            out, _ = worker.communicate(timeout=300)
-            assert worker.returncode == 0
-            outputs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                os.kill(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=30)
+    outputs = run_torture_workers(settings, tmp_path, rng)
     # What surely existed at once, from the proxy's log (a listing is no snapshot: one
     # taken while the workers ran counted a delete behind it and a create ahead of it).
     writes = writes_under(fault_proxy.requests, direct.bucket, prefix)
