@@ -185,6 +185,12 @@ class Backend(Protocol):
         """Create the bucket if it does not exist (tests, the embedded server, the CLI)."""
         ...
 
+    def close(self) -> None:
+        """Release the connection's pools (the threads of transfers in parts), which every
+        scope of it shares: closing one scope releases them for all. Idempotent, and not
+        final: a later transfer makes them again."""
+        ...
+
 
 def content_etag(data: bytes) -> str:
     """The ETag S3 gives a single-part upload of `data`: its MD5, quoted."""

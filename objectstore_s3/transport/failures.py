@@ -1,7 +1,7 @@
 """What a failed request means, and the one table that turns it into our error.
 
-Each transport only classifies its client's exceptions into a `Failure` (s3errors.py for
-botocore, obstore_errors.py for obstore) and names the S3 error code it saw; the retry
+Each transport only classifies its client's exceptions into a `Failure` (boto3/errors.py
+for botocore, obstore/errors.py for obstore) and names the S3 error code it saw; the retry
 loops ask the `Failure` whether to retry, and `error_for` gives the `ObjectStoreError`
 a user catches, with a message that names the way out, the same on either transport.
 Nothing here imports a client library.
@@ -118,12 +118,15 @@ class Retries:
         translate: Callable[[Endpoint, BaseException, str, str, int], BaseException],
     ) -> BaseException:
         """The error that ends the call after `step` (a VERIFY that saw nothing land is an
-        unknown outcome); `translate` is the transport's own, for FAIL."""
+        unknown outcome); `translate` is the transport's own, for FAIL, and never sees
+        one of our errors (raised inside a request, e.g. by a look it made): that stays."""
         if step in (Step.VERIFY, Step.UNKNOWN):
             assert self.written is not None
             return unknown_outcome(where, operation, key, attempt, self.written, self.lost)
         if step is Step.PRECONDITION:
             return PreconditionFailedError(f"{operation} of '{key}': the object is not as expected")
+        if isinstance(exc, ObjectStoreError):
+            return exc
         return translate(where, exc, operation, key, attempt)
 
     @staticmethod

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from objectstore_s3.errors import BucketNotFoundError, KeyNotFoundError, PreconditionFailedError
-from objectstore_s3.fs import write_private
 
 from .base import ObjectData, ObjectInfo, Progress, StaleUpload, content_etag
+from .transfer import read_whole, save_whole
 
 __all__ = ["MemoryBackend", "MemoryBucket"]
 
@@ -78,8 +78,7 @@ class MemoryBackend:
         return MemoryBackend(self.bucket, self.prefix + prefix)
 
     def on_request(self, callback: Callable[[str, str | None], None]) -> None:
-        """Call `callback(operation, key)` before each request (counting in tests); `key` is
-        relative to this scope, None for requests outside it (the ledger) or without one."""
+        """See S3Backend.on_request (a listing, too, counts as outside the scope)."""
         prefix = self.prefix
 
         def hook(operation: str, key: str | None) -> None:
@@ -90,6 +89,9 @@ class MemoryBackend:
 
     def inject(self, fault: Fault) -> None:
         self.bucket.faults.append(fault)
+
+    def close(self) -> None:
+        """Nothing to release: the bucket is a dict, shared with the other scopes."""
 
     # -- objects -------------------------------------------------------------------------
 
@@ -162,12 +164,10 @@ class MemoryBackend:
             yield self._info(name[len(self.prefix) :], item)
 
     def download(self, key: str, path: Path, progress: Progress | None = None) -> ObjectInfo:
+        """See Backend.download (whole, whatever the size)."""
         data = self.get(key)
         assert data is not None
-        write_private(path, data.body)
-        if progress is not None:
-            progress(len(data.body))
-        return data.info
+        return save_whole(data, path, progress)
 
     def upload(
         self,
@@ -179,11 +179,10 @@ class MemoryBackend:
         unchanged: Callable[[], bool] | None = None,
         progress: Progress | None = None,
     ) -> ObjectInfo:
-        data = path.read_bytes()
+        """See Backend.upload (one put, whatever the size)."""
+        data = read_whole(path, unchanged)
         if progress is not None:
             progress(len(data))
-        if unchanged is not None and not unchanged():
-            raise PreconditionFailedError(f"{path} changed while it was uploaded")
         return self.put(key, data, if_match=if_match, if_none_match=if_none_match)
 
     # -- clock, uploads, bucket ----------------------------------------------------------

@@ -1,11 +1,13 @@
-"""Large transfers in parts, shared by the S3 transports: parallel ranged downloads and
-multipart uploads, with bounded memory (`concurrency` parts in flight).
+"""File transfers, shared by the transports: small files whole (`read_whole`,
+`save_whole`), large ones in parts: parallel ranged downloads and multipart uploads,
+with bounded memory (`concurrency` parts in flight).
 
-The algorithms are written against `PartClient`, a handful of part-level requests each
-transport implements (and retries) itself. Downloads pin the object's version with
-`If-Match`, so a file is never stitched from two versions. Uploads compute each part's
-MD5 (the multipart ETag, to resolve a lost answer), ask `unchanged()` before completing,
-and abort the upload on any failure, so nothing partial is ever published.
+The algorithms are written against `RangeClient` and `PartClient`, a handful of
+part-level requests each transport implements (and retries) itself. Downloads pin the
+object's version with `If-Match`, so a file is never stitched from two versions.
+Uploads compute each part's MD5 (the multipart ETag, to resolve a lost answer), ask
+`unchanged()` before completing, and abort the upload on any failure, so nothing
+partial is ever published.
 
 No part is held in memory whole: a downloaded part is written to the file piece by piece
 as it arrives, and an uploaded part is read from the file as it is sent (`FileWindow`),
@@ -17,21 +19,35 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Executor, Future, wait
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Protocol
 
 from objectstore_s3.errors import PreconditionFailedError
+from objectstore_s3.fs import write_private
 
-from .base import ObjectInfo, Progress, multipart_etag
+from .base import ObjectData, ObjectInfo, Progress, multipart_etag
 
-__all__ = ["PIECE", "FileWindow", "PartClient", "RangeClient", "download_parts", "upload_parts"]
+__all__ = [
+    "PIECE",
+    "FileWindow",
+    "PartClient",
+    "RangeClient",
+    "TransferPool",
+    "download_parts",
+    "read_whole",
+    "save_whole",
+    "upload_parts",
+]
 
 PIECE = 1024 * 1024  # what is read or written at a time within a part
 
 
 class RangeClient(Protocol):
+    """The one request of a download in parts."""
+
     def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
         """Write bytes start..end-1 of the object at ETag `if_match` into `fd` at their own
         offsets as they arrive (an attempt that is retried rewrites them); returns the
@@ -39,7 +55,9 @@ class RangeClient(Protocol):
         ...
 
 
-class PartClient(RangeClient, Protocol):
+class PartClient(Protocol):
+    """The requests of a multipart upload."""
+
     def create_upload(self, key: str) -> str: ...
 
     def upload_part(self, key: str, upload_id: str, number: int, body: FileWindow) -> str:
@@ -59,6 +77,46 @@ class PartClient(RangeClient, Protocol):
     ) -> ObjectInfo: ...
 
     def abort_upload_id(self, key: str, upload_id: str) -> None: ...
+
+
+def read_whole(path: Path, unchanged: Callable[[], bool] | None) -> bytes:
+    """A small file's bytes for one PUT; refused (412) if `unchanged()` says the file was
+    rewritten meanwhile, so that it is never published half old, half new."""
+    data = path.read_bytes()
+    if unchanged is not None and not unchanged():
+        raise PreconditionFailedError(f"{path} changed while it was uploaded")
+    return data
+
+
+def save_whole(data: ObjectData, path: Path, progress: Progress | None) -> ObjectInfo:
+    """Write a small object's bytes to `path` (created 0600) and report them."""
+    write_private(path, data.body)
+    if progress is not None:
+        progress(len(data.body))
+    return data.info
+
+
+class TransferPool:
+    """The threads that move one connection's parts: made on first use, released by
+    `close` (and made again if a transfer follows)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._size, "objectstore-transfer")
+            return self._pool
+
+    def close(self) -> None:
+        """Wait for the parts in flight, then let the threads go (idempotent)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def write_at(fd: int, piece: bytes | memoryview, at: int) -> int:

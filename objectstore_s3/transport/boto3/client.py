@@ -16,20 +16,20 @@ microsecond; anything else still goes to botocore's parser.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import botocore.exceptions as bce
 import botocore.utils
 from botocore.config import Config
 
 from objectstore_s3.errors import ObjectStoreError
 from objectstore_s3.transport.failures import Retries, Step
+from objectstore_s3.transport.remote import RemoteConnection
 
 from .clock import ServerClock, parse_http_date
 from .errors import classify, translate
@@ -45,17 +45,12 @@ __all__ = ["APPLIED", "S3Connection", "parse_timestamp"]
 T = TypeVar("T")
 
 
-class S3Connection:
+class S3Connection(RemoteConnection):
     """What every scope of one backend shares: the client, the pool, the clock."""
 
     def __init__(self, settings: ObjectStoreSettings, endpoint: Endpoint) -> None:
+        super().__init__(settings, endpoint)
         url = endpoint.url
-        self.bucket = settings.bucket
-        self.endpoint = url or "AWS S3"
-        self.attempts = settings.max_attempts
-        self.chunk = settings.multipart_chunksize_bytes
-        self.threshold = settings.multipart_threshold_bytes
-        self.concurrency = settings.max_concurrency
         config = Config(
             region_name=settings.region,
             # One attempt per call: the retries are ours (see the module docstring).
@@ -90,21 +85,6 @@ class S3Connection:
             config=config,
         )
         self.clock = ServerClock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
-
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, "objectstore-transfer")
-            return self._pool
-
-    def close(self) -> None:
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
 
     def call(
         self,
@@ -141,6 +121,38 @@ class S3Connection:
             self._observe(result, sent)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def pages(
+        self,
+        operation: str,
+        key: str,
+        request: Callable[[dict[str, Any]], Any],
+        next_page: Callable[[Any], dict[str, Any] | None],
+    ) -> Iterator[Any]:
+        """A paginated listing's pages, each one `call`: `request(marker)` asks for the
+        page at a marker ({} first), `next_page(page)` says the next one's, None at the end."""
+        marker: dict[str, Any] | None = {}
+        while marker is not None:
+            page = self.call(operation, key, lambda at=marker: request(at))  # type: ignore[misc]
+            yield page
+            marker = next_page(page)
+
+    def create_bucket(self) -> None:
+        """Create the bucket unless it exists (already ours, or anyone's)."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+
+        def request() -> None:
+            try:
+                self.client.create_bucket(**kwargs)
+            except bce.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+        self.call("create bucket", self.bucket, request)
 
     @staticmethod
     def _verified(verify: Callable[[], bool] | None) -> bool:

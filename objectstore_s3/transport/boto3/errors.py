@@ -2,8 +2,8 @@
 
 `classify` says what a failure means for a retry (a `Failure`: was the request even
 sent? may it have been applied?); `translate` turns it into the `ObjectStoreError`
-subclass a user catches, through the one table in failures.py. Both are used only by `s3.py`, which
-chains the original error (`raise ... from exc`).
+subclass a user catches, through the one table in failures.py. Both are used only by
+client.py and backend.py, which chain the original error (`raise ... from exc`).
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def classify(exc: BaseException) -> Failure:
 def translate(
     where: Endpoint, exc: BaseException, operation: str, key: str, attempts: int
 ) -> BaseException:
-    """Our error for `exc` (a programming error is returned unchanged, to be re-raised)."""
-    if isinstance(exc, ObjectStoreError):
+    """Our error for a botocore failure (anything else, ours or a programming error, is
+    returned unchanged, to be re-raised)."""
+    if isinstance(exc, ObjectStoreError):  # a ConnectionError too: not _NETWORK's
         return exc
     if isinstance(exc, _CREDENTIALS):
         return no_credentials(where.endpoint)

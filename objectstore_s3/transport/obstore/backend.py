@@ -3,40 +3,34 @@ obstore's Rust HTTP client, about half the time per request of boto3's.
 
 Through obstore: HEAD, GET (If-None-Match; ranged parts pinned with If-Match), PUT of
 bodies up to 1 MiB (If-None-Match: * as mode "create", If-Match as mode {"e_tag": ...}),
-unconditional DELETE, and listings. Through boto3 (the transport of s3.py, on the same
+unconditional DELETE, and listings. Through boto3 (the boto3 transport, on the same
 bucket, made on first use), what obstore cannot do: DELETE with If-Match (obstore's
 delete takes no conditions), multipart uploads (obstore cannot condition the completion,
-nor ask `unchanged()` before it), larger PUT bodies (see obstore_client.py on timeouts),
+nor ask `unchanged()` before it), larger PUT bodies (see client.py on timeouts),
 ListMultipartUploads, bucket creation and the server's clock (obstore shows no Date).
 A process that only reads never makes the boto3 side.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import obstore
 
-from objectstore_s3.errors import KeyNotFoundError, OutcomeUnknownError, PreconditionFailedError
-from objectstore_s3.transport.base import (
-    ObjectData,
-    ObjectInfo,
-    Progress,
-    StaleUpload,
-    content_etag,
-)
+from objectstore_s3.errors import KeyNotFoundError
+from objectstore_s3.transport.base import ObjectData, ObjectInfo, StaleUpload, content_etag
 from objectstore_s3.transport.failures import Failure, Retries
-from objectstore_s3.transport.transfer import download_parts, write_at
+from objectstore_s3.transport.remote import RemoteBackend
+from objectstore_s3.transport.transfer import PartClient, write_at
 
 from .client import APPLIED, SMALL_BODY, ObstoreConnection
 from .errors import classify
 
 if TYPE_CHECKING:
     from obstore import ObjectMeta, PutMode
+    from obstore.store import S3Store
 
     from objectstore_s3.settings import ObjectStoreSettings
     from objectstore_s3.transport.base import Endpoint
@@ -48,43 +42,22 @@ _LIST_CHUNK = 1000  # listing entries per call into obstore (one S3 page)
 _PIECE = 1024 * 1024  # a download's parts reach the file in pieces of about this size
 
 
-class ObstoreBackend:
+class ObstoreBackend(RemoteBackend[ObstoreConnection]):
     """A `Backend` on one bucket of an S3 server through obstore, scoped to a key prefix."""
 
-    def __init__(
-        self,
-        settings: ObjectStoreSettings,
-        endpoint: Endpoint,
-        *,
-        prefix: str = "",
-        connection: ObstoreConnection | None = None,
-    ) -> None:
-        self._c = connection if connection is not None else ObstoreConnection(settings, endpoint)
-        self._settings = settings
-        self._endpoint = endpoint
-        self._store = self._c.store
-        self._scoped_boto: S3Backend | None = None
-        self.prefix = prefix
+    _scoped_boto: S3Backend | None = None  # made on first use (`_boto`)
+
+    @staticmethod
+    def _connect(settings: ObjectStoreSettings, endpoint: Endpoint) -> ObstoreConnection:
+        return ObstoreConnection(settings, endpoint)
 
     @property
-    def name(self) -> str:
-        return f"{self._c.endpoint} bucket '{self._c.bucket}'"
-
-    def __repr__(self) -> str:
-        return f"ObstoreBackend(endpoint={self._c.endpoint!r}, bucket={self._c.bucket!r})"
-
-    def scoped(self, prefix: str) -> ObstoreBackend:
-        return ObstoreBackend(
-            self._settings, self._endpoint, prefix=self.prefix + prefix, connection=self._c
-        )
+    def _store(self) -> S3Store:
+        return self._c.store
 
     def on_request(self, callback: Callable[[str, str | None], None]) -> None:
-        """Call `callback(operation, key)` before each request (counting in tests); `key` is
-        relative to this scope, None for requests outside it (the ledger) or without one."""
+        """See S3Backend.on_request (the boto3 side's requests are counted too)."""
         self._c.on_request(self.prefix, callback)
-
-    def close(self) -> None:
-        self._c.close()
 
     @property
     def _boto(self) -> S3Backend:
@@ -92,6 +65,9 @@ class ObstoreBackend:
         if self._scoped_boto is None:
             self._scoped_boto = self._c.boto.scoped(self.prefix)
         return self._scoped_boto
+
+    def multipart(self) -> PartClient:
+        return self._boto.multipart()  # multipart, through boto3 (module docstring)
 
     # -- objects -------------------------------------------------------------------------
 
@@ -152,22 +128,15 @@ class ObstoreBackend:
             api="PutObject",
             target=path,
             written=expected,
-            verify=lambda: self._landed(key, expected),
+            verify=lambda: self.landed(key, expected),
             retries=retries,
         )
         repeat = retries.repeats(result is APPLIED)
         if result is APPLIED:
-            info = self.head(key)
-            if info is None or info.etag != expected:  # pragma: no cover - raced away
-                raise OutcomeUnknownError(f"The write of '{key}' may not have landed")
-            return replace(info, repeats=repeat)
+            return replace(self.applied(key, expected), repeats=repeat)
         when = self._c.known_time()
         answered = result["e_tag"] or etag or content_etag(data)
         return ObjectInfo(key, len(data), answered, when[0] if when else None, repeat)
-
-    def _landed(self, key: str, expected: str | None) -> bool:
-        info = self.head(key)
-        return info is not None and info.etag == expected
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         if if_match:
@@ -228,27 +197,11 @@ class ObstoreBackend:
                         meta["last_modified"].timestamp(),
                     )
 
-    # -- transfers -----------------------------------------------------------------------
-
-    def download(self, key: str, path: Path, progress: Progress | None = None) -> ObjectInfo:
-        info = self.head(key)
-        if info is None:
-            raise KeyNotFoundError(key)
-        if info.size <= self._c.chunk:
-            data = self.get(key)
-            assert data is not None
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data.body)
-            if progress is not None:
-                progress(len(data.body))
-            return data.info
-        download_parts(self, info, path, chunk=self._c.chunk, pool=self._c.pool, progress=progress)
-        return info
+    # -- downloads in parts (transfer.RangeClient) ----------------------------------------
 
     def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
-        """transfer.RangeClient: one ranged part (pinned with If-Match) streamed to the file
-        in pieces as it arrives. obstore fetches every part in flight at once, and Rust's
+        """One ranged part (pinned with If-Match) streamed to the file in pieces as it
+        arrives. obstore fetches every part in flight at once, and Rust's
         buffers freed on another thread stay with that thread's allocator arena, so whole
         parts would also raise the peak of a later upload in the same process."""
         full = self.prefix + key
@@ -263,34 +216,6 @@ class ObstoreBackend:
 
         written: int = self._c.call("download", key, request, api="GetObject", target=full)
         return written
-
-    def upload(
-        self,
-        key: str,
-        path: Path,
-        *,
-        if_match: str | None = None,
-        if_none_match: str | None = None,
-        unchanged: Callable[[], bool] | None = None,
-        progress: Progress | None = None,
-    ) -> ObjectInfo:
-        size = path.stat().st_size
-        if size > self._c.threshold:  # multipart, through boto3 (module docstring)
-            return self._boto.upload(
-                key,
-                path,
-                if_match=if_match,
-                if_none_match=if_none_match,
-                unchanged=unchanged,
-                progress=progress,
-            )
-        data = path.read_bytes()
-        if unchanged is not None and not unchanged():
-            raise PreconditionFailedError(f"{path} changed while it was uploaded")
-        info = self.put(key, data, if_match=if_match, if_none_match=if_none_match)
-        if progress is not None:
-            progress(size)
-        return info
 
     # -- clock, stale uploads, bucket ------------------------------------------------------
 

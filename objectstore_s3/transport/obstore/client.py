@@ -7,7 +7,7 @@ answered three times with `max_retries=2`), so a conditional write that landed b
 answered 5xx (a gateway giving up on a slow server) would come back 412 from obstore's
 own retry, and the success would be reported as a failed precondition. (After a reset
 that follows the request it does not retry: that surfaces as an error.) Ours are
-s3client.py's: reads retry on any fault (the body is read inside the attempt, so nothing
+boto3/client.py's: reads retry on any fault (the body is read inside the attempt, so nothing
 partial is returned); after a write that may have landed, a 412 is checked with `verify`
 (a HEAD comparing the ETag with the MD5 of what was sent), and an outcome that cannot be
 told is `OutcomeUnknownError`.
@@ -32,7 +32,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +39,7 @@ from obstore.store import S3Store
 
 from objectstore_s3.errors import ObjectStoreError
 from objectstore_s3.transport.failures import Retries, Step, no_credentials
+from objectstore_s3.transport.remote import RemoteConnection
 
 from .errors import classify, translate
 
@@ -62,19 +62,12 @@ _REFRESH_SECONDS = 300.0  # re-check the server's clock this often (in the backg
 _RECALIBRATE_AFTER_FAILURE = 30.0  # an unreachable server is not asked again sooner
 
 
-class ObstoreConnection:
+class ObstoreConnection(RemoteConnection):
     """What every scope of one backend shares: the S3Store, the pool, the boto3 side."""
 
     def __init__(self, settings: ObjectStoreSettings, endpoint: Endpoint) -> None:
+        super().__init__(settings, endpoint)
         url = endpoint.url
-        self.settings = settings
-        self.endpoint_spec = endpoint
-        self.bucket = settings.bucket
-        self.endpoint = url or "AWS S3"
-        self.attempts = settings.max_attempts
-        self.chunk = settings.multipart_chunksize_bytes
-        self.threshold = settings.multipart_threshold_bytes
-        self.concurrency = settings.max_concurrency
         location: dict[str, Any] = (
             {"endpoint": url, "virtual_hosted_style_request": False}
             if url
@@ -98,7 +91,6 @@ class ObstoreConnection:
         self.hooks: tuple[tuple[str, Hook], ...] = ()
         self._boto: S3Backend | None = None
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
         self._checked_at: float | None = None  # monotonic time of the last clock check
         self._checking = False
         self._clock_lock = threading.Lock()
@@ -171,19 +163,11 @@ class ObstoreConnection:
                 self._boto = backend
             return self._boto
 
-    @property
-    def pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, "objectstore-transfer")
-            return self._pool
-
     def close(self) -> None:
+        """Release the transfer threads and the boto3 side's (idempotent)."""
+        super().close()
         with self._lock:
-            pool, self._pool = self._pool, None
             boto = self._boto
-        if pool is not None:
-            pool.shutdown(wait=True)
         if boto is not None:
             boto.close()
 

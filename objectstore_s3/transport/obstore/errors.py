@@ -7,7 +7,7 @@ Rust error's debug text: `ConnectError(...)` for a request that never left, `sta
 for a server answer). `classify` says what a failure means for a retry (a `Failure`),
 `translate` turns it into the `ObjectStoreError` a user catches, through the one table
 in failures.py that both transports share. Used only by
-obstore_client.py and obstore_backend.py, which chain the original (`raise ... from exc`).
+client.py and backend.py (obstore/), which chain the original (`raise ... from exc`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from obstore.exceptions import (
     UnauthenticatedError,
 )
 
-from objectstore_s3.errors import ObjectStoreError
 from objectstore_s3.transport.failures import Endpoint, Failure, error_for
 
 __all__ = ["classify", "translate"]
@@ -73,9 +72,8 @@ def classify(exc: BaseException) -> Failure:
 def translate(
     where: Endpoint, exc: BaseException, operation: str, key: str, attempts: int
 ) -> BaseException:
-    """Our error for `exc` (a programming error is returned unchanged, to be re-raised)."""
-    if isinstance(exc, ObjectStoreError):
-        return exc
+    """Our error for an obstore failure (one of its classes or the builtin 404); anything
+    else, ours or a programming error, is returned unchanged, to be re-raised."""
     if not isinstance(exc, BaseError | FileNotFoundError):
         return exc
     failure = classify(exc)

@@ -1,0 +1,142 @@
+"""The multipart uploads of the boto3 transport (the obstore transport's too: obstore
+cannot condition a completion, nor ask `unchanged()` before it): the part requests
+transfer.py's `upload_parts` is written against (`PartClient`), and the listing of the
+uploads a killed process left behind, for a reconcile to abort.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from typing import TYPE_CHECKING, Any
+
+import botocore.exceptions as bce
+
+from objectstore_s3.errors import ObjectStoreError
+from objectstore_s3.transport.base import ObjectInfo, StaleUpload
+from objectstore_s3.transport.transfer import PIECE, FileWindow
+
+if TYPE_CHECKING:
+    from .backend import S3Backend
+
+__all__ = ["S3Multipart", "conditions"]
+
+
+class S3Multipart:
+    """The multipart requests on one scope of an `S3Backend` (a `transfer.PartClient`)."""
+
+    def __init__(self, backend: S3Backend) -> None:
+        self._backend = backend
+        self._c = backend.connection
+        self._prefix = backend.prefix
+
+    def create_upload(self, key: str) -> str:
+        bucket_key = self._prefix + key
+        response = self._c.call(
+            "upload",
+            key,
+            lambda: self._c.client.create_multipart_upload(Bucket=self._c.bucket, Key=bucket_key),
+        )
+        return str(response["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: FileWindow) -> str:
+        bucket_key = self._prefix + key
+
+        def request() -> Any:
+            body.seek(0)
+            return self._c.client.upload_part(
+                Bucket=self._c.bucket,
+                Key=bucket_key,
+                UploadId=upload_id,
+                PartNumber=number,
+                # Buffered: the HTTP client reads 8 KiB at a time, one pread each otherwise.
+                Body=io.BufferedReader(body, PIECE),
+                ContentLength=len(body),
+            )
+
+        response = self._c.call("upload", key, request)
+        return str(response["ETag"])
+
+    def complete_upload(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[tuple[int, str]],
+        *,
+        if_match: str | None,
+        if_none_match: str | None,
+        expected_etag: str,
+        size: int,
+    ) -> ObjectInfo:
+        bucket_key = self._prefix + key
+        extra = conditions(if_match, if_none_match)
+        response = self._c.call(
+            "upload",
+            key,
+            lambda: self._c.client.complete_multipart_upload(
+                Bucket=self._c.bucket,
+                Key=bucket_key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+                },
+                **extra,
+            ),
+            written=expected_etag if extra else None,
+            verify=lambda: self._backend.landed(key, expected_etag),
+        )
+        return self._backend.written(key, response, size, expected_etag)
+
+    def abort_upload_id(self, key: str, upload_id: str) -> None:
+        bucket_key = self._prefix + key
+        # Best effort: a reconcile aborts what is left (stale_uploads).
+        with contextlib.suppress(ObjectStoreError):
+            self._c.call(
+                "abort upload",
+                key,
+                lambda: self._c.client.abort_multipart_upload(
+                    Bucket=self._c.bucket, Key=bucket_key, UploadId=upload_id
+                ),
+            )
+
+    def stale(self, older_than: float) -> list[StaleUpload]:
+        """Incomplete uploads under the scope started before `older_than` (or unknown)."""
+
+        def request(marker: dict[str, Any]) -> Any:
+            try:
+                return self._c.client.list_multipart_uploads(
+                    Bucket=self._c.bucket, Prefix=self._prefix, **marker
+                )
+            except bce.ClientError as exc:
+                # rclone answers NoSuchUpload for a bucket that never had an upload.
+                if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                    return {"Uploads": []}
+                raise
+
+        def next_page(page: Any) -> dict[str, Any] | None:
+            if not page.get("IsTruncated"):
+                return None
+            return {
+                "KeyMarker": page.get("NextKeyMarker", ""),
+                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+            }
+
+        found: list[StaleUpload] = []
+        cut = len(self._prefix)
+        for page in self._c.pages("list uploads", self._prefix or "/", request, next_page):
+            for upload in page.get("Uploads", []):
+                initiated = upload.get("Initiated")
+                moment = initiated.timestamp() if initiated is not None else None
+                if moment is None or moment < older_than:
+                    found.append(StaleUpload(upload["Key"][cut:], upload["UploadId"], moment))
+        return found
+
+
+def conditions(if_match: str | None, if_none_match: str | None) -> dict[str, Any]:
+    """A write's preconditions as boto3's request parameters."""
+    extra: dict[str, Any] = {}
+    if if_match:
+        extra["IfMatch"] = if_match
+    if if_none_match:
+        extra["IfNoneMatch"] = if_none_match
+    return extra
