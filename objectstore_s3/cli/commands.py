@@ -34,9 +34,9 @@ from .server import server_app
 from .terminal import (
     FAILED,
     USAGE,
-    Command,
     Group,
     JsonFlag,
+    command,
     error,
     examples,
     fail,
@@ -151,12 +151,8 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "(pending)"
 
 
-@app.command(
-    "ls",
-    cls=Command,
-    epilog=examples(
-        "objectstore-s3 ls", "objectstore-s3 ls 123/ --long", "objectstore-s3 ls --json"
-    ),
+@command(
+    app, "ls", "objectstore-s3 ls", "objectstore-s3 ls 123/ --long", "objectstore-s3 ls --json"
 )
 def list_keys(
     ctx: typer.Context,
@@ -181,14 +177,12 @@ def list_keys(
             print(stat.key)
 
 
-@app.command(
+@command(
+    app,
     "get",
-    cls=Command,
-    epilog=examples(
-        "objectstore-s3 get 123/config.json",
-        "objectstore-s3 get 123/model -o model.bin",
-        "objectstore-s3 get 123/prices.csv | head",
-    ),
+    "objectstore-s3 get 123/config.json",
+    "objectstore-s3 get 123/model -o model.bin",
+    "objectstore-s3 get 123/prices.csv | head",
 )
 def get(
     ctx: typer.Context,
@@ -226,14 +220,12 @@ def get(
                 sys.stdout.buffer.flush()
 
 
-@app.command(
+@command(
+    app,
     "put",
-    cls=Command,
-    epilog=examples(
-        "objectstore-s3 put 123/model model.bin",
-        "echo '{\"One\": 1}' | objectstore-s3 put 123/config.json -",
-        "objectstore-s3 put 123/notes -      (type the value, end with Ctrl-D)",
-    ),
+    "objectstore-s3 put 123/model model.bin",
+    "echo '{\"One\": 1}' | objectstore-s3 put 123/config.json -",
+    "objectstore-s3 put 123/notes -      (type the value, end with Ctrl-D)",
 )
 def put(
     ctx: typer.Context,
@@ -282,11 +274,7 @@ def _upload(store: ObjectStore, key: str, path: Path, refused: list[ObjectStoreE
             raise typer.Exit(FAILED)
 
 
-@app.command(
-    "rm",
-    cls=Command,
-    epilog=examples("objectstore-s3 rm 123/old-model", "objectstore-s3 rm 123/a 123/b"),
-)
+@command(app, "rm", "objectstore-s3 rm 123/old-model", "objectstore-s3 rm 123/a 123/b")
 def remove(
     ctx: typer.Context,
     keys: Annotated[list[str], typer.Argument(metavar="KEY", help="Keys to delete.")],
@@ -308,11 +296,7 @@ def remove(
         raise typer.Exit(FAILED)
 
 
-@app.command(
-    "stat",
-    cls=Command,
-    epilog=examples("objectstore-s3 stat 123/model", "objectstore-s3 stat 123/model --json"),
-)
+@command(app, "stat", "objectstore-s3 stat 123/model", "objectstore-s3 stat 123/model --json")
 def stat(ctx: typer.Context, key: KeyArgument, as_json: JsonFlag = False) -> None:
     """Size, last modified time and ETag of a key."""
     name = normalized_key(key, ctx.obj.debug)
@@ -333,11 +317,7 @@ def _bar(used: int, limit: int, width: int = 30) -> str:
     return "█" * filled + "░" * (width - filled) + f" {share:6.1%}"
 
 
-@app.command(
-    "du",
-    cls=Command,
-    epilog=examples("objectstore-s3 du", "objectstore-s3 du --reconcile --json"),
-)
+@command(app, "du", "objectstore-s3 du", "objectstore-s3 du --reconcile --json")
 def disk_usage(
     ctx: typer.Context,
     reconcile: Annotated[
@@ -359,11 +339,12 @@ def disk_usage(
     )
 
 
-@app.command(
+@command(
+    app,
     "demo",
-    cls=Command,
+    "objectstore-s3 demo",
+    "objectstore-s3 demo --keep",
     short_help="Walk the documentation, checking each step.",
-    epilog=examples("objectstore-s3 demo", "objectstore-s3 demo --keep"),
 )
 def demo(
     ctx: typer.Context,

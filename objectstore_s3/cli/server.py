@@ -22,7 +22,7 @@ from objectstore_s3.server.seaweedfs import (
 )
 from objectstore_s3.settings import ObjectStoreSettings
 
-from .terminal import Command, Group, JsonFlag, examples, note, reported, settings_from
+from .terminal import Group, JsonFlag, command, examples, note, reported, settings_from
 
 __all__ = ["server_app"]
 
@@ -58,7 +58,7 @@ def _print_server(settings: ObjectStoreSettings, state: ServerState | None) -> N
         print(f"note:    not used: endpoint_url is {settings.endpoint_url}")
 
 
-@server_app.command("start", cls=Command, epilog=examples("objectstore-s3 server start --json"))
+@command(server_app, "start", "objectstore-s3 server start --json")
 def server_start(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Start the embedded server (or report the one already running)."""
     settings = settings_from(ctx.obj.overrides)
@@ -70,14 +70,15 @@ def server_start(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         _print_server(settings, state)
 
 
-@server_app.command(
+@command(
+    server_app,
     "stop",
-    cls=Command,
+    "objectstore-s3 server stop",
+    "objectstore-s3 server stop --json",
     short_help="Stop the embedded server (in about 2 s).",
     help=f"Stop the embedded server by its PID: SIGTERM, then SIGKILL after "
     f"{STOP_GRACE_SECONDS:g} s (what it stored is on disk by then). The next command that "
     "needs it starts it again.",
-    epilog=examples("objectstore-s3 server stop", "objectstore-s3 server stop --json"),
 )
 def server_stop(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Stop the embedded server (see the help text above)."""
@@ -94,7 +95,7 @@ def server_stop(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         print(f"stopped in {seconds:.1f}s" if stopped else "not running")
 
 
-@server_app.command("status", cls=Command, epilog=examples("objectstore-s3 server status --json"))
+@command(server_app, "status", "objectstore-s3 server status --json")
 def server_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Whether the embedded server runs: PID, port and data folder."""
     settings = settings_from(ctx.obj.overrides)

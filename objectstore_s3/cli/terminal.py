@@ -31,6 +31,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandFunctionType
 
 from objectstore_s3.errors import InvalidKeyError, KeyNotFoundError, ObjectStoreError
 from objectstore_s3.keys import normalize_key
@@ -42,6 +43,7 @@ __all__ = [
     "Command",
     "Group",
     "JsonFlag",
+    "command",
     "error",
     "examples",
     "fail",
@@ -141,6 +143,14 @@ class Command(TyperCommand):
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
+
+
+def command(
+    group: typer.Typer, name: str, *example_lines: str, **options: Any
+) -> Callable[[CommandFunctionType], CommandFunctionType]:
+    """`group.command(name, ...)` as every command of ours is: a `Command`, its help
+    ending with example command lines."""
+    return group.command(name, cls=Command, epilog=examples(*example_lines), **options)
 
 
 class _LogLines(logging.Handler):
