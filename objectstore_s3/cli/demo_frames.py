@@ -9,12 +9,25 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .demo import Demo
+    from objectstore_s3.store import ObjectStore
 
 __all__ = ["dataframes", "plotting"]
+
+
+class Demo(Protocol):
+    """What these sections use of demo.py's `Demo`."""
+
+    backtest: ObjectStore
+    research: ObjectStore
+    chart: Path
+    frame: Any  # the DataFrame, once made
+
+    def key(self, name: str) -> str: ...
+
+    def step(self, name: str, action: Callable[[], str]) -> None: ...
 
 
 def dataframes(demo: Demo) -> None:

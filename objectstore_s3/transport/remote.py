@@ -83,6 +83,11 @@ class RemoteBackend(ABC, Generic[C]):
         """A new connection (for a backend made without one)."""
 
     @property
+    def connection(self) -> C:
+        """The connection every scope of this backend shares."""
+        return self._c
+
+    @property
     def name(self) -> str:
         return f"{self._c.endpoint} bucket '{self._c.bucket}'"
 

@@ -25,7 +25,7 @@ from objectstore_s3.transport.transfer import PIECE, write_at
 
 from .client import APPLIED, S3Connection
 from .errors import classify
-from .multipart import S3Multipart, conditions
+from .multipart import S3Multipart, conditions, written
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -46,11 +46,6 @@ class S3Backend(RemoteBackend[S3Connection]):
     @property
     def client(self) -> S3Client:
         return self._c.client
-
-    @property
-    def connection(self) -> S3Connection:
-        """The connection every scope of this backend shares."""
-        return self._c
 
     def on_request(self, callback: Callable[[str, str | None], None]) -> None:
         """Call `callback(operation, key)` before each request (counting in tests); `key` is
@@ -134,15 +129,8 @@ class S3Backend(RemoteBackend[S3Connection]):
             verify=lambda: self.landed(key, expected),
             retries=retries,
         )
-        info = self.written(key, response, len(data), expected)
+        info = written(self, key, response, len(data), expected)
         return replace(info, repeats=retries.repeats(response is APPLIED))
-
-    def written(self, key: str, response: Any, size: int, expected: str | None) -> ObjectInfo:
-        """What a write made: from its answer, or a look if an earlier attempt landed."""
-        if response is APPLIED:
-            return self.applied(key, expected)
-        when = self._c.clock.now()
-        return ObjectInfo(key, size, str(response["ETag"]), when[0] if when else None)
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         bucket_key = self.prefix + key

@@ -1,31 +1,34 @@
 """The multipart uploads of the boto3 transport (the obstore transport's too: obstore
 cannot condition a completion, nor ask `unchanged()` before it): the part requests
 transfer.py's `upload_parts` is written against (`PartClient`), and the listing of the
-uploads a killed process left behind, for a reconcile to abort.
+uploads a killed process left behind, for a reconcile to abort. `written` reads what a
+PUT or a completion made (the backend's put uses it too).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import botocore.exceptions as bce
 
 from objectstore_s3.errors import ObjectStoreError
 from objectstore_s3.transport.base import ObjectInfo, StaleUpload
+from objectstore_s3.transport.remote import RemoteBackend
 from objectstore_s3.transport.transfer import PIECE, FileWindow
 
-if TYPE_CHECKING:
-    from .backend import S3Backend
+from .client import APPLIED, S3Connection
 
-__all__ = ["S3Multipart", "conditions"]
+__all__ = ["S3Multipart", "conditions", "written"]
+
+Scope = RemoteBackend[S3Connection]  # an `S3Backend`
 
 
 class S3Multipart:
     """The multipart requests on one scope of an `S3Backend` (a `transfer.PartClient`)."""
 
-    def __init__(self, backend: S3Backend) -> None:
+    def __init__(self, backend: Scope) -> None:
         self._backend = backend
         self._c = backend.connection
         self._prefix = backend.prefix
@@ -85,7 +88,7 @@ class S3Multipart:
             written=expected_etag if extra else None,
             verify=lambda: self._backend.landed(key, expected_etag),
         )
-        return self._backend.written(key, response, size, expected_etag)
+        return written(self._backend, key, response, size, expected_etag)
 
     def abort_upload_id(self, key: str, upload_id: str) -> None:
         bucket_key = self._prefix + key
@@ -130,6 +133,15 @@ class S3Multipart:
                 if moment is None or moment < older_than:
                     found.append(StaleUpload(upload["Key"][cut:], upload["UploadId"], moment))
         return found
+
+
+def written(backend: Scope, key: str, response: Any, size: int, expected: str | None) -> ObjectInfo:
+    """What a write (a PUT, a completion) made: from its answer, or from a look if an
+    earlier attempt was seen to land (`APPLIED`)."""
+    if response is APPLIED:
+        return backend.applied(key, expected)
+    when = backend.connection.clock.now()
+    return ObjectInfo(key, size, str(response["ETag"]), when[0] if when else None)
 
 
 def conditions(if_match: str | None, if_none_match: str | None) -> dict[str, Any]:
