@@ -120,7 +120,8 @@ def test_cache_and_journal_folders_are_owner_only(make_store: StoreFactory) -> N
     store.read("k")
     store._node.local.cache.store("x", b"x", "etag")
     cache_dir = store.settings.cache_dir
-    for folder in (cache_dir, cache_dir / "cache", cache_dir / "journal", store._node.local.journal.directory):
+    journal = store._node.local.journal.directory
+    for folder in (cache_dir, cache_dir / "cache", cache_dir / "journal", journal):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
@@ -143,7 +144,8 @@ def test_pickled_entry_is_refused_not_unpickled(store: ObjectStore) -> None:
     marker = Path("/tmp/objectstore-pwned")
     marker.unlink(missing_ok=True)
     with diskcache.Cache(str(store.settings.cache_dir / "cache")) as raw:
-        raw.set(store._node.local.cache._key("k"), _Explosive())  # pickled by diskcache's default Disk
+        # Pickled by diskcache's default Disk.
+        raw.set(store._node.local.cache._key("k"), _Explosive())
         assert pickle.dumps(_Explosive())  # it really is a pickle payload
     assert store.read("k") == "real"
     assert not marker.exists()
