@@ -1,107 +1,31 @@
-"""The fault proxy's own tests: each fault as raw boto3 sees it through the proxy.
-
-The seaweedfs-marked tests put `fault_proxy` in front of the session's SeaweedFS server
-and check both what the client raised and what the server holds (read directly, around
-the proxy), so a fault is known to hit before or after the server applied the request.
-The client makes one attempt per call (no retries), so each fault is seen exactly once.
-The others check HTTP framing (chunked, until-close) against a small stdlib server.
+"""The fault proxy's own tests, with raw boto3 through it (tests/support/proxied_s3.py):
+requests pass through on one keep-alive connection, refuse and accept, rules (applied in
+order, once, on the request they match), and stop leaves nothing behind. Each fault as
+boto3 sees it is in test_faultproxy_faults.py; HTTP framing against a stdlib upstream in
+test_faultproxy_framing.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import boto3
 import botocore.exceptions
 import psutil
 import pytest
-from botocore.config import Config
 
 from objectstore_s3.server.seaweedfs import SeaweedServer
 from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.proxied_s3 import error_code, s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
-READ_TIMEOUT = 1.0
 seaweedfs = pytest.mark.seaweedfs
-
-
-def s3_client(url: str, server: SeaweedServer, read_timeout: float = READ_TIMEOUT) -> S3Client:
-    """A client that makes exactly one attempt per call. (botocore's `max_attempts` counts
-    retries, so max_attempts=1 would still try twice: total_max_attempts is the total.)"""
-    config = Config(
-        retries={"total_max_attempts": 1},
-        connect_timeout=1,
-        read_timeout=read_timeout,
-        s3={"addressing_style": "path"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=server.access_key_id,
-        aws_secret_access_key=server.secret_access_key,
-        config=config,
-    )
-
-
-@pytest.fixture(scope="module")
-def bucket(seaweed: SeaweedServer) -> Iterator[str]:
-    name = f"faultproxy-{uuid.uuid4().hex[:10]}"
-    direct = s3_client(seaweed.url, seaweed, read_timeout=30)
-    direct.create_bucket(Bucket=name)
-    # The first write to a bucket grows a SeaweedFS volume, which can take longer than the
-    # proxied client's short read timeout on a busy machine: pay for it here.
-    direct.put_object(Bucket=name, Key="warm-up", Body=b"")
-    yield name
-    for upload in direct.list_multipart_uploads(Bucket=name).get("Uploads", []):
-        direct.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
-    for page in direct.get_paginator("list_objects_v2").paginate(Bucket=name):
-        for item in page.get("Contents", []):
-            direct.delete_object(Bucket=name, Key=item["Key"])
-    direct.delete_bucket(Bucket=name)
-
-
-@pytest.fixture
-def direct(seaweed: SeaweedServer) -> S3Client:
-    """A client straight to SeaweedFS: what the server really holds."""
-    return s3_client(seaweed.url, seaweed, read_timeout=30)
-
-
-@pytest.fixture
-def client(fault_proxy: FaultProxy, seaweed: SeaweedServer) -> S3Client:
-    """A client through the proxy."""
-    return s3_client(fault_proxy.url, seaweed)
-
-
-@pytest.fixture
-def key() -> str:
-    return f"k-{uuid.uuid4().hex}"
-
-
-def exists(s3: S3Client, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] == "404":
-            return False
-        raise
-    return True
-
-
-def error_code(exc: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> str:
-    return exc.value.response["Error"]["Code"]
 
 
 @seaweedfs
@@ -144,173 +68,6 @@ def test_refuse_closes_the_port_until_accept(
     client.head_bucket(Bucket=bucket)
     assert fault_proxy.stats.accepted == 2
     assert len(fault_proxy.requests) == 2  # refused attempts never reach the proxy
-
-
-@seaweedfs
-def test_reset_before_forwarding_loses_the_request(
-    fault_proxy: FaultProxy, client: S3Client, direct: S3Client, bucket: str, key: str
-) -> None:
-    fault_proxy.add_rule(Fault.reset(), method="PUT")
-    with pytest.raises(botocore.exceptions.ConnectionClosedError):
-        client.put_object(Bucket=bucket, Key=key, Body=b"v")
-    (record,) = fault_proxy.requests
-    assert (record.fault, record.status) == ("reset", None)
-    assert not exists(direct, bucket, key)
-
-
-@seaweedfs
-def test_reset_after_forwarding_hides_an_applied_put(
-    fault_proxy: FaultProxy, client: S3Client, direct: S3Client, bucket: str, key: str
-) -> None:
-    fault_proxy.add_rule(Fault.reset_after(), method="PUT")
-    with pytest.raises(botocore.exceptions.ConnectionClosedError):
-        client.put_object(Bucket=bucket, Key=key, Body=b"applied")
-    (record,) = fault_proxy.requests
-    assert (record.fault, record.status) == ("reset_after", 200)
-    assert direct.get_object(Bucket=bucket, Key=key)["Body"].read() == b"applied"
-
-
-@seaweedfs
-def test_blackhole_times_out_and_is_let_go(
-    fault_proxy: FaultProxy, client: S3Client, bucket: str, key: str
-) -> None:
-    client.put_object(Bucket=bucket, Key=key, Body=b"v")
-    fault_proxy.add_rule(Fault.blackhole(), method="GET")
-    started = time.monotonic()
-    with pytest.raises(botocore.exceptions.ReadTimeoutError):
-        client.get_object(Bucket=bucket, Key=key)
-    assert READ_TIMEOUT * 0.9 <= time.monotonic() - started < READ_TIMEOUT + 3
-    assert fault_proxy.requests[-1].fault == "blackhole"
-    assert fault_proxy.requests[-1].status is None
-    # The client drops a timed-out connection; the proxy then closes its side.
-    fault_proxy.wait_for(lambda proxy: proxy.stats.active == 0)
-
-
-@seaweedfs
-def test_delayed_response_hides_an_applied_put(
-    fault_proxy: FaultProxy, client: S3Client, direct: S3Client, bucket: str, key: str
-) -> None:
-    fault_proxy.add_rule(Fault.delay_response(60), method="PUT")
-    with pytest.raises(botocore.exceptions.ReadTimeoutError):
-        client.put_object(Bucket=bucket, Key=key, Body=b"late")
-    # The server answered 200 before the proxy started to hold the answer back.
-    fault_proxy.wait_for(lambda proxy: proxy.requests[-1].status == 200)
-    assert direct.get_object(Bucket=bucket, Key=key)["Body"].read() == b"late"
-    fault_proxy.wait_for(lambda proxy: proxy.stats.active == 0)  # not held for 60 s
-
-
-@seaweedfs
-def test_delayed_request_arrives_late(
-    fault_proxy: FaultProxy, client: S3Client, bucket: str, key: str
-) -> None:
-    client.put_object(Bucket=bucket, Key=key, Body=b"v")
-    fault_proxy.add_rule(Fault.delay_request(0.3), method="GET", times=1)
-    started = time.monotonic()
-    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == b"v"
-    assert time.monotonic() - started >= 0.29
-    assert fault_proxy.requests[-1].fault == "delay_request"
-
-
-@seaweedfs
-def test_delayed_request_is_dropped_when_the_client_gives_up(
-    fault_proxy: FaultProxy, client: S3Client, direct: S3Client, bucket: str, key: str
-) -> None:
-    fault_proxy.add_rule(Fault.delay_request(60), method="PUT")
-    with pytest.raises(botocore.exceptions.ReadTimeoutError):
-        client.put_object(Bucket=bucket, Key=key, Body=b"never")
-    fault_proxy.wait_for(lambda proxy: proxy.stats.active == 0)  # dropped, not forwarded
-    assert fault_proxy.requests[-1].status is None
-    assert not exists(direct, bucket, key)
-
-
-@seaweedfs
-def test_late_delivery_applies_a_put_after_the_client_gave_up(
-    fault_proxy: FaultProxy, client: S3Client, direct: S3Client, bucket: str, key: str
-) -> None:
-    fault_proxy.add_rule(Fault.deliver_late(1.5), method="PUT", times=1)
-    with pytest.raises(botocore.exceptions.ReadTimeoutError):
-        client.put_object(Bucket=bucket, Key=key, Body=b"late")
-    assert not exists(direct, bucket, key)  # the client gave up before the server saw it
-    fault_proxy.wait_for(lambda proxy: proxy.requests[-1].status == 200)
-    assert direct.get_object(Bucket=bucket, Key=key)["Body"].read() == b"late"
-    record = fault_proxy.requests[-1]
-    assert record.answered is not None
-    assert record.answered - record.started >= 1.5
-
-
-@seaweedfs
-def test_cut_response_body_fails_the_read(
-    fault_proxy: FaultProxy, client: S3Client, bucket: str, key: str
-) -> None:
-    data = bytes(range(256)) * 400
-    client.put_object(Bucket=bucket, Key=key, Body=data)
-    fault_proxy.add_rule(Fault.cut_response(1000), method="GET", times=2)
-
-    whole = client.get_object(Bucket=bucket, Key=key)  # status and headers arrive intact
-    assert whole["ContentLength"] == len(data)
-    with pytest.raises(botocore.exceptions.ResponseStreamingError, match="IncompleteRead"):
-        whole["Body"].read()
-
-    chunks = client.get_object(Bucket=bucket, Key=key)["Body"]
-    with pytest.raises(botocore.exceptions.IncompleteReadError, match="1000 read"):
-        for _ in chunks.iter_chunks(4096):
-            pass
-
-    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == data  # rule spent
-
-
-@seaweedfs
-def test_cut_listing_reads_as_a_500(
-    fault_proxy: FaultProxy, client: S3Client, bucket: str, key: str
-) -> None:
-    """botocore reads non-streaming bodies without checking their length, and takes a 200
-    whose XML does not parse for a 500 (a retryable error)."""
-    client.put_object(Bucket=bucket, Key=key, Body=b"v")
-    fault_proxy.add_rule(Fault.cut_response(50), method="GET", query="list-type=2")
-    with pytest.raises(botocore.exceptions.ClientError) as caught:
-        client.list_objects_v2(Bucket=bucket)
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
-    assert fault_proxy.requests[-1].status == 200  # the server's real answer
-
-
-@seaweedfs
-def test_cut_upload_creates_nothing(
-    fault_proxy: FaultProxy, client: S3Client, direct: S3Client, bucket: str, key: str
-) -> None:
-    fault_proxy.add_rule(Fault.cut_upload(1000), method="PUT")
-    with pytest.raises(botocore.exceptions.ConnectionClosedError):
-        client.put_object(Bucket=bucket, Key=key, Body=b"x" * 100_000)
-    assert fault_proxy.requests[-1].fault == "cut_upload"
-    assert not exists(direct, bucket, key)
-
-
-@seaweedfs
-@pytest.mark.parametrize(
-    ("fault", "status"),
-    [(Fault.internal_error(), 500), (Fault.service_unavailable(), 503), (Fault.slow_down(), 503)],
-)
-def test_synthetic_s3_errors_never_reach_the_server(
-    fault_proxy: FaultProxy,
-    client: S3Client,
-    direct: S3Client,
-    bucket: str,
-    key: str,
-    fault: Fault,
-    status: int,
-) -> None:
-    fault_proxy.add_rule(fault)
-    with pytest.raises(botocore.exceptions.ClientError) as caught:
-        client.put_object(Bucket=bucket, Key=key, Body=b"v")
-    assert error_code(caught) == fault.code
-    metadata = caught.value.response["ResponseMetadata"]
-    assert (metadata["HTTPStatusCode"], metadata["RequestId"]) == (status, "FAULTPROXY00000001")
-    assert metadata["HTTPHeaders"]["content-type"] == "application/xml"
-    # A HEAD answer has no body, so botocore only has the status for a code.
-    with pytest.raises(botocore.exceptions.ClientError) as caught:
-        client.head_object(Bucket=bucket, Key=key)
-    assert error_code(caught) == str(status)
-    assert [r.status for r in fault_proxy.requests] == [status, status]
-    assert not exists(direct, bucket, key)
 
 
 @seaweedfs
@@ -373,41 +130,6 @@ def test_rules_apply_in_order_and_match_on_path_query_and_headers(
     assert fault_proxy.stats.faults == {"InternalError": 1, "SlowDown": 1, "ServiceUnavailable": 1}
 
 
-@seaweedfs
-def test_multipart_upload_with_only_part_two_cut(
-    fault_proxy: FaultProxy, client: S3Client, direct: S3Client, bucket: str, key: str
-) -> None:
-    parts = [bytes([1]) * (5 * MiB), bytes([2]) * (5 * MiB)]
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    fault_proxy.add_rule(Fault.cut_upload(MiB), method="PUT", query="partNumber=2", times=1)
-    etag1 = client.upload_part(
-        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=parts[0]
-    )["ETag"]
-    with pytest.raises(botocore.exceptions.ConnectionClosedError):
-        client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=2, Body=parts[1])
-    listed = direct.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
-    assert [part["PartNumber"] for part in listed.get("Parts", [])] == [1]
-
-    etag2 = client.upload_part(
-        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=2, Body=io.BytesIO(parts[1])
-    )["ETag"]
-    client.complete_multipart_upload(
-        Bucket=bucket,
-        Key=key,
-        UploadId=upload_id,
-        MultipartUpload={
-            "Parts": [{"PartNumber": 1, "ETag": etag1}, {"PartNumber": 2, "ETag": etag2}]
-        },
-    )
-    assert direct.get_object(Bucket=bucket, Key=key)["Body"].read() == b"".join(parts)
-    part_requests = [r for r in fault_proxy.requests if "partNumber" in r.query]
-    assert [("partNumber=2" in r.query, r.fault) for r in part_requests] == [
-        (False, None),
-        (True, "cut_upload"),
-        (True, None),
-    ]
-
-
 def sockets_on(port: int) -> set[tuple[object, object]]:
     """This process's open TCP sockets with `port` at either end, as (local, remote)."""
     return {
@@ -448,6 +170,3 @@ def test_stop_closes_held_connections_and_leaves_no_thread_or_socket(
     assert sockets_on(seaweed.port) <= upstream_sockets  # the held upstream one is closed
     assert psutil.Process().num_fds() <= fds  # the loop's selector and self-pipe too
     proxy.stop()  # a second stop is harmless
-
-
-# -- HTTP framing against a stdlib upstream (no SeaweedFS) ---------------------------------
