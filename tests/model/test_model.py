@@ -1,5 +1,5 @@
 """Model-based test: random sequences of operations on two nodes sharing one bucket, in
-both write modes, each observation checked against the reference model (tests/support/model.py).
+both write modes, each observation checked against the reference model (tests/support/model/).
 
 Operations: save, save_json, read, contains_key, delete, keys, iteration, get_file_path
 then writing the file, save(key), flush, clear, close-and-reopen, and kill-and-replay.
@@ -17,13 +17,8 @@ reproduces.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,179 +33,16 @@ from objectstore_s3 import (
     LocalPathClashError,
     ObjectStore,
     ObjectStoreError,
-    ObjectStoreSettings,
     SupersededWriteError,
 )
-from objectstore_s3.quota.transaction import LEDGER
 from objectstore_s3.server.seaweedfs import SeaweedServer
-from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 from tests.support.helpers import crash
 from tests.support.model import Clash, Conflict, Missing, Model
+from tests.support.model.envs import Env, MemoryEnv, MotoEnv, ObstoreEnv, S3Env
 
 KEYS = ["k1", "k2", "a", "a/b"]
-ORG = "org-model"
 NODES = st.integers(0, 1)
 KEY = st.sampled_from(KEYS)
-
-
-class FakeClock:
-    """The in-memory server's clock: each step is a distinct, non-integral moment."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.1
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self) -> None:
-        self.now += 1.25
-
-
-class Env:
-    """Where the stores of one example live: backend, folders, settings."""
-
-    strict = True
-
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="model-"))
-        self.organization = f"{ORG}-{uuid.uuid4().hex[:8]}"
-
-    def settings(self, node: int, mode: str) -> ObjectStoreSettings:
-        values: dict[str, Any] = {
-            "endpoint_url": "http://127.0.0.1:9",
-            "access_key_id": "k",
-            "secret_access_key": "s",
-            "organization_id": self.organization,
-            "cache_dir": self.folder / f"node{node}" / "cache",
-            "local_root": self.folder / f"node{node}" / "local",
-            "persistence_interval_seconds": 3600 if mode == "behind" else 0,
-            "max_attempts": 1,
-        }
-        return ObjectStoreSettings(**{**values, **self.connection()})
-
-    def connection(self) -> dict[str, Any]:
-        """Endpoint, bucket and credentials, for the backends that need them."""
-        return {}
-
-    def open(
-        self, node: int, mode: str, on_error: Callable[[ObjectStoreError], None]
-    ) -> ObjectStore:
-        raise NotImplementedError
-
-    def tick(self) -> None:
-        """Let time pass between steps."""
-
-    def objects(self) -> dict[str, bytes]:
-        raise NotImplementedError
-
-    def ledger(self) -> dict[str, Any] | None:
-        return None
-
-    def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-class MemoryEnv(Env):
-    def __init__(self) -> None:
-        super().__init__()
-        self.clock = FakeClock()
-        self.bucket = MemoryBucket(clock=self.clock)
-
-    def open(
-        self, node: int, mode: str, on_error: Callable[[ObjectStoreError], None]
-    ) -> ObjectStore:
-        return ObjectStore(
-            self.settings(node, mode), on_error=on_error, backend=MemoryBackend(self.bucket)
-        )
-
-    def tick(self) -> None:
-        self.clock.tick()
-
-    def objects(self) -> dict[str, bytes]:
-        prefix = self.organization + "/"
-        return {
-            name[len(prefix) :]: item.body
-            for name, item in self.bucket.objects.items()
-            if name.startswith(prefix)
-        }
-
-    def ledger(self) -> dict[str, Any] | None:
-        item = self.bucket.objects.get(f".objectstore/{self.organization}/{LEDGER}")
-        return None if item is None else dict(json.loads(item.body))
-
-
-class S3Env(Env):
-    """A real S3 server (or moto): the clock is the server's own."""
-
-    strict = False
-
-    def __init__(self, server: SeaweedServer | None = None) -> None:
-        super().__init__()
-        self.server = server
-        self.bucket = "model-tests"
-
-    def connection(self) -> dict[str, Any]:
-        assert self.server is not None
-        return {
-            "endpoint_url": self.server.url,
-            "access_key_id": self.server.access_key_id,
-            "secret_access_key": self.server.secret_access_key,
-            "bucket": self.bucket,
-        }
-
-    def open(
-        self, node: int, mode: str, on_error: Callable[[ObjectStoreError], None]
-    ) -> ObjectStore:
-        store = ObjectStore(self.settings(node, mode), on_error=on_error)
-        if not hasattr(self, "raw"):
-            store.create_bucket()
-            self.raw = store._connection()
-        return store
-
-    def objects(self) -> dict[str, bytes]:
-        scope = self.raw.scoped(self.organization + "/")
-        found = {}
-        for info in scope.list():
-            data = scope.get(info.key)
-            assert data is not None
-            found[info.key] = data.body
-        return found
-
-    def ledger(self) -> dict[str, Any] | None:
-        try:
-            data = self.raw.scoped(f".objectstore/{self.organization}/").get(LEDGER)
-        except KeyNotFoundError:
-            return None
-        assert data is not None
-        return dict(json.loads(data.body))
-
-
-class ObstoreEnv(S3Env):
-    """A real S3 server through the obstore transport."""
-
-    def connection(self) -> dict[str, Any]:
-        return {**super().connection(), "transport": "obstore"}
-
-
-class MotoEnv(S3Env):
-    def __init__(self) -> None:
-        from moto import mock_aws
-
-        super().__init__()
-        self.mock = mock_aws()
-        self.mock.start()
-
-    def connection(self) -> dict[str, Any]:
-        return {
-            "endpoint_url": "https://s3.amazonaws.com",
-            "access_key_id": "testing",
-            "secret_access_key": "testing",
-            "bucket": self.bucket,
-        }
-
-    def close(self) -> None:
-        self.mock.stop()
-        super().close()
 
 
 class StoreMachine(RuleBasedStateMachine):

@@ -1,68 +1,26 @@
-"""A small reference model of the Object Store: the bucket as a dict, and each node's
-pending write-behind work, cache, registered local files and files on disk.
+"""A small reference model of the Object Store: the organization's side, the bucket as a
+dict and the rules across nodes (each node's own state is in node.py).
 
 Its rules restate the SPEC, not the code: last accepted write wins per key; a pending
 write gives way to an object another node wrote after it was accepted; a cached key is
 seen as it was cached until `clear()`; a local file written since its last sync is the
 newest thing a node has for its key; automatic syncs never overwrite an object that
 changed since the file's last sync. Values are unique, so "version" and "value" are one.
-Used by test_model.py, which checks every observation of two real nodes against it.
+Used by tests/model/test_model.py, which checks every observation of two real nodes against it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-ABSENT = None
+from tests.support.model.node import Clash, Conflict, LocalFile, Missing, Node, Pending
 
 
 @dataclass
 class Obj:
     value: bytes
     written_at: float  # the server's clock when it was written
-
-
-@dataclass
-class Pending:
-    op: str  # "put" | "delete"
-    value: bytes | None
-    accepted_at: float
-    base: bytes | str | None  # expected bucket value; None: absent; "?": unknown
-
-
-@dataclass
-class LocalFile:
-    content: bytes | None  # None: no file on disk
-    recorded: bytes | None  # content at the last record (None: never recorded)
-    synced: bytes | None  # the bucket value the record matches (None: none)
-
-    @property
-    def changed(self) -> bool:
-        return self.content is not None and self.content != self.recorded
-
-
-@dataclass
-class Node:
-    mode: str  # "through" | "behind"
-    pending: dict[str, Pending] = field(default_factory=dict)
-    cache: dict[str, bytes] = field(default_factory=dict)
-    registered: set[str] = field(default_factory=set)
-    disk: dict[str, LocalFile] = field(default_factory=dict)
-    conflicts: int = 0
-    dropped: int = 0
-
-
-class Missing(Exception):
-    """The model says KeyNotFoundError."""
-
-
-class Conflict(Exception):
-    """The model says LocalFileConflictError."""
-
-
-class Clash(Exception):
-    """The model says LocalPathClashError."""
 
 
 class Model:
@@ -75,33 +33,7 @@ class Model:
         self.now = 0.0
         self.strict = strict
 
-    # -- what a node knows -----------------------------------------------------------------
-
-    def kind(self, node: Node, key: str) -> str:
-        local = node.disk.get(key)
-        if key in node.registered and local is not None and local.changed:
-            return "local"
-        if (
-            key in node.registered
-            and (local is None or local.recorded is None)
-            and (local is None or local.content is None)
-        ):
-            return "registered"
-        if key in node.pending:
-            return "pending_" + node.pending[key].op
-        if key in node.cache:
-            return "cached"
-        return "unknown"
-
-    def base(self, node: Node, key: str) -> bytes | str | None:
-        if key in node.pending:
-            return node.pending[key].base
-        if key in node.cache:
-            return node.cache[key]
-        local = node.disk.get(key)
-        if key in node.registered and local is not None and local.synced is not None:
-            return local.synced
-        return "?"
+    # -- the bucket ------------------------------------------------------------------------
 
     def bucket_value(self, key: str) -> bytes | None:
         found = self.bucket.get(key)
@@ -110,7 +42,7 @@ class Model:
     # -- observations ----------------------------------------------------------------------
 
     def read(self, node: Node, key: str) -> bytes | None:
-        kind = self.kind(node, key)
+        kind = node.kind(key)
         if kind == "local":
             return node.disk[key].content
         if kind == "pending_delete":
@@ -131,7 +63,7 @@ class Model:
         return value
 
     def contains(self, node: Node, key: str) -> bool:
-        kind = self.kind(node, key)
+        kind = node.kind(key)
         if kind in ("local", "pending_put", "registered", "cached"):
             return True
         if kind == "pending_delete":
@@ -166,7 +98,7 @@ class Model:
     def _mirror(self, node: Node, key: str, local: LocalFile) -> None:
         """A registered key's file follows its value, unless its place is taken."""
         try:
-            self._check_clash(node, key)
+            node.check_clash(key)
         except Clash:
             node.registered.discard(key)
             return
@@ -177,7 +109,7 @@ class Model:
             self._write(key, value)
             self._after_put(node, key, value, accepted=False)
             return
-        node.pending[key] = Pending("put", value, self.now, self.base(node, key))
+        node.pending[key] = Pending("put", value, self.now, node.base(key))
         if key in node.registered:
             self._mirror(node, key, LocalFile(value, value, None))
 
@@ -194,7 +126,7 @@ class Model:
         node.disk.pop(key, None)
 
     def _presence(self, node: Node, key: str) -> tuple[bool, bytes | str | None]:
-        kind = self.kind(node, key)
+        kind = node.kind(key)
         registered = key in node.registered
         if kind in ("pending_put", "pending_delete"):
             return kind == "pending_put" or registered, node.pending[key].base
@@ -209,8 +141,8 @@ class Model:
     # -- local files ---------------------------------------------------------------------------
 
     def get_file_path(self, node: Node, key: str) -> None:
-        self._check_clash(node, key)
-        kind = self.kind(node, key)
+        node.check_clash(key)
+        kind = node.kind(key)
         if kind == "registered":
             return
         if kind == "pending_put":
@@ -219,13 +151,13 @@ class Model:
             node.registered.add(key)
             return
         if kind == "pending_delete":
-            self._start_empty(node, key)
+            node.start_empty(key)
             return
         value = self.bucket_value(key)
         if value is None:
             if kind == "local":
                 return
-            self._start_empty(node, key)
+            node.start_empty(key)
             return
         local = node.disk.get(key)
         if local is not None and local.recorded is not None and local.content is not None:
@@ -241,28 +173,8 @@ class Model:
         if key in node.cache and node.cache[key] != value:
             node.cache.pop(key)
 
-    def _start_empty(self, node: Node, key: str) -> None:
-        local = node.disk.get(key)
-        if local is not None and local.recorded is not None and not local.changed:
-            del node.disk[key]
-        node.registered.add(key)
-
-    def _check_clash(self, node: Node, key: str) -> None:
-        """`a` and `a/b` cannot both be local files: a key's path clashes with a file at
-        a parent's path, or with a folder another key needs (registered, or a file)."""
-        with_files = {other for other, local in node.disk.items() if local.content is not None}
-        for other in with_files | node.registered:
-            if other.startswith(key + "/"):
-                raise Clash(key)
-            if key.startswith(other + "/") and other in with_files:
-                raise Clash(key)
-
     def write_file(self, node: Node, key: str, value: bytes) -> None:
-        local = node.disk.get(key)
-        if local is None:
-            node.disk[key] = LocalFile(value, None, None)
-        else:
-            local.content = value
+        node.write_file(key, value)
 
     def save_file(self, node: Node, key: str) -> None:
         local = node.disk[key]
