@@ -25,6 +25,7 @@ from objectstore_s3 import (
     StoragePermissions,
 )
 from tests.conftest import StoreFactory
+from tests.support.helpers import file_from_another_node
 from tests.support.models import Insight
 
 
@@ -354,10 +355,8 @@ def test_get_file_path_new_key_registers(store: ObjectStore, tmp_path: Path) -> 
 
 
 def test_get_file_path_existing_and_save_back(make_store: StoreFactory, tmp_path: Path) -> None:
-    node_a = make_store()
-    node_a.save("model.bin", b"weights-v1")
-    node_b = make_store(cache_dir=tmp_path / "b-cache", local_root=tmp_path / "b-local")
-    path = Path(node_b.get_file_path("model.bin"))
+    folders = {"cache_dir": tmp_path / "b-cache", "local_root": tmp_path / "b-local"}
+    node_a, node_b, path = file_from_another_node(make_store, "model.bin", b"weights-v1", **folders)
     assert path.read_bytes() == b"weights-v1"
     path.write_bytes(b"weights-v2")
     assert node_b.read_bytes("model.bin") == b"weights-v2"  # unsynced local content

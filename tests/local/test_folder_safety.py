@@ -16,7 +16,7 @@ from objectstore_s3 import (
     UnsafeFolderError,
 )
 from tests.conftest import StoreFactory
-from tests.support.helpers import crash
+from tests.support.helpers import crash, file_from_another_node
 
 
 def mode(path: Path) -> int:
@@ -59,10 +59,9 @@ def test_a_planted_journal_segment_is_not_replayed(
 
 
 def test_new_folders_are_owner_only(make_store: StoreFactory, tmp_path: Path) -> None:
-    writer = make_store()
-    writer.save_bytes("d/model.bin", b"weights")
-    store = make_store(cache_dir=tmp_path / "c2", local_root=tmp_path / "l2")
-    path = Path(store.get_file_path("d/model.bin"))
+    _, store, path = file_from_another_node(
+        make_store, "d/model.bin", b"weights", cache_dir=tmp_path / "c2", local_root=tmp_path / "l2"
+    )
     assert mode(path) == 0o600
     assert mode(path.parent) == 0o700
     assert mode(tmp_path / "l2" / store.organization_id) == 0o700

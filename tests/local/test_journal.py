@@ -18,7 +18,7 @@ from objectstore_s3 import (
 )
 from objectstore_s3.local import journal as journal_module
 from tests.support.helpers import crash
-from tests.support.seaweed_stores import HEADER, Factory, observer, run_script
+from tests.support.seaweed_stores import HEADER, Factory, observer, run_node, run_script
 from tests.support.worker import kill_after
 
 pytestmark = pytest.mark.seaweedfs
@@ -59,7 +59,7 @@ def test_replay_after_a_crash_never_overwrites_newer_writes(
 
 def test_full_disk_save_raises_and_leaves_nothing(settings: Factory, tmp_path: Path) -> None:
     # A file-size limit makes the journal's write fail part-way, as a full disk does.
-    script = HEADER + (
+    script = (
         "import resource, signal\n"
         "from objectstore_s3 import LocalStorageError\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
@@ -74,8 +74,7 @@ def test_full_disk_save_raises_and_leaves_nothing(settings: Factory, tmp_path: P
         "    print('accepted', flush=True)\n"
         "store.close()\n"
     )
-    node = settings(persistence_interval_seconds=3600, cache_dir=tmp_path / "node")
-    process = run_script(node, script)
+    process = run_node(settings, tmp_path, 3600, script)
     out, errors = process.communicate(timeout=120)
     assert process.returncode == 0, errors
     assert out.startswith("refused:")

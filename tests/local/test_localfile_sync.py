@@ -18,7 +18,7 @@ from objectstore_s3 import (
 )
 from tests.conftest import StoreFactory
 from tests.support.helpers import bucket_view, requests_of
-from tests.support.seaweed_stores import HEADER, Factory, observer, run_script
+from tests.support.seaweed_stores import Factory, observer, run_node
 from tests.support.worker import kill_after
 
 
@@ -108,7 +108,7 @@ def test_close_keeps_local_files(make_store: StoreFactory) -> None:
 def test_interval_sync_never_uploads_a_half_written_file(
     settings: Factory, stores: Callable[..., ObjectStore], tmp_path: Path
 ) -> None:
-    script = HEADER + (
+    script = (
         "import os\n"
         "store = ObjectStore(settings)\n"
         "path = store.get_file_path('model.bin')\n"
@@ -121,8 +121,7 @@ def test_interval_sync_never_uploads_a_half_written_file(
         "            print('17 MiB written', flush=True)\n"
         "        time.sleep(0.05)\n"
     )
-    node = settings(persistence_interval_seconds=0.2, cache_dir=tmp_path / "node")
-    process = run_script(node, script)
+    process = run_node(settings, tmp_path, 0.2, script)
     # Three sync intervals pass while the writer is still writing:
     kill_after(process, "17 MiB written", wait=0.6)
     assert not observer(stores, tmp_path).contains_key("model.bin")

@@ -112,3 +112,14 @@ def crash(store: ObjectStore) -> None:
 def bucket_view(make_store: StoreFactory, tmp_path: Path, name: str = "observer") -> ObjectStore:
     """A second node that always asks the bucket (what other machines see)."""
     return make_store(cache_dir=tmp_path / name, cache_revalidate=True)
+
+
+def file_from_another_node(
+    make_store: StoreFactory, key: str, value: bytes, **folders: Path
+) -> tuple[ObjectStore, ObjectStore, Path]:
+    """One node saves `value` at `key`; another, with its own `folders` (cache_dir,
+    local_root), asks for the key's local file: both nodes and the file's path."""
+    writer = make_store()
+    writer.save(key, value)
+    reader = make_store(**folders)
+    return writer, reader, Path(reader.get_file_path(key))

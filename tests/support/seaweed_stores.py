@@ -65,3 +65,12 @@ HEADER = (
     "from objectstore_s3 import ObjectStore, ObjectStoreSettings\n"
     "settings = ObjectStoreSettings(**json.loads(sys.argv[1]))\n"
 )
+
+
+def run_node(
+    settings: Factory, tmp_path: Path, interval: float, body: str
+) -> subprocess.Popen[str]:
+    """`body` run after HEADER in a subprocess, as the node whose cache is tmp_path/"node"
+    and which syncs every `interval` seconds."""
+    node = settings(persistence_interval_seconds=interval, cache_dir=tmp_path / "node")
+    return run_script(node, HEADER + body)
