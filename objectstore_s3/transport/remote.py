@@ -66,6 +66,8 @@ class RemoteBackend(ABC, Generic[C]):
     """The part of a `Backend` on an S3 server that no client library changes: its scope,
     `close`, the look after a lost answer, and whole-file transfers."""
 
+    _connection_class: type[C]  # what a backend made without a connection opens
+
     def __init__(
         self,
         settings: ObjectStoreSettings,
@@ -74,13 +76,10 @@ class RemoteBackend(ABC, Generic[C]):
         prefix: str = "",
         connection: C | None = None,
     ) -> None:
-        self._c: C = connection if connection is not None else self._connect(settings, endpoint)
+        self._c: C = (
+            connection if connection is not None else self._connection_class(settings, endpoint)
+        )
         self.prefix = prefix
-
-    @staticmethod
-    @abstractmethod
-    def _connect(settings: ObjectStoreSettings, endpoint: Endpoint) -> C:
-        """A new connection (for a backend made without one)."""
 
     @property
     def connection(self) -> C:

@@ -30,8 +30,6 @@ from .multipart import S3Multipart, conditions, written
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from objectstore_s3.settings import ObjectStoreSettings
-    from objectstore_s3.transport.base import Endpoint
 
 __all__ = ["S3Backend"]
 
@@ -39,9 +37,7 @@ __all__ = ["S3Backend"]
 class S3Backend(RemoteBackend[S3Connection]):
     """A `Backend` on one bucket of an S3 server, scoped to a key prefix."""
 
-    @staticmethod
-    def _connect(settings: ObjectStoreSettings, endpoint: Endpoint) -> S3Connection:
-        return S3Connection(settings, endpoint)
+    _connection_class = S3Connection
 
     @property
     def client(self) -> S3Client:

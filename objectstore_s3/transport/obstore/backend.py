@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from obstore import ObjectMeta, PutMode
     from obstore.store import S3Store
 
-    from objectstore_s3.settings import ObjectStoreSettings
-    from objectstore_s3.transport.base import Endpoint
     from objectstore_s3.transport.boto3.backend import S3Backend
 
 __all__ = ["ObstoreBackend"]
@@ -47,9 +45,7 @@ class ObstoreBackend(RemoteBackend[ObstoreConnection]):
 
     _scoped_boto: S3Backend | None = None  # made on first use (`_boto`)
 
-    @staticmethod
-    def _connect(settings: ObjectStoreSettings, endpoint: Endpoint) -> ObstoreConnection:
-        return ObstoreConnection(settings, endpoint)
+    _connection_class = ObstoreConnection
 
     @property
     def _store(self) -> S3Store:
