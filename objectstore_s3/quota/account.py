@@ -10,16 +10,11 @@ transaction (transaction.py, bookkeeper.py) reads and writes the ledger.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .ledger import Ledger
+from typing import Any
 
 __all__ = ["HOLD_SECONDS", "LEASE_SECONDS", "Account", "Delta", "Lease", "Rebase"]
 
-log = logging.getLogger("objectstore_s3")
 
 LEASE_SECONDS = 60.0
 HOLD_SECONDS = 3600.0
@@ -95,7 +90,7 @@ class Delta:
 class Account:
     """One store's side of the quota: what its lease allows, what is in flight or held
     for journaled saves, and the changes it has not settled. Replaced whole (a copy from
-    `settled_into`) only when a ledger update succeeded."""
+    `Ledger.settle`) only when a ledger update succeeded."""
 
     allowance_bytes: int = 0
     allowance_files: int = 0
@@ -110,37 +105,6 @@ class Account:
     def held_totals(self) -> tuple[int, int]:
         return sum(b for _, b in self.held.values()), sum(f for f, _ in self.held.values())
 
-    def settled_into(self, ledger: Ledger, lease_id: str, *, rebased: bool = False) -> Account:
-        """A copy of this account after settling its changes into `ledger`. Changes the
-        ledger already holds (an update whose answer was lost landed after all) are not
-        settled again: its lease says up to which `seq` they are in (`rebased`: this
-        update recounted, so every change is weighed against the recount)."""
-        account = replace(self, held=dict(self.held), deltas=[])
-        lease = ledger.leases.get(lease_id)
-        done = lease.settled if lease is not None and not rebased else 0
-        if account.expires > 0 and lease is None:
-            # The lease was reclaimed (the store was idle past it): its allowance is gone;
-            # what it held for journaled saves was kept as a hold, which it takes back.
-            log.warning("Object Store quota lease expired; continuing with a new one")
-            account.allowance_bytes = account.allowance_files = 0
-            ledger.holds.pop(lease_id, None)
-        rebase = Rebase(ledger.generation, ledger.rebased_at)
-        for delta in self.deltas:
-            account.settled = max(account.settled, delta.seq)
-            if delta.seq <= done:
-                continue
-            # No clamping at zero: stores settle in any order, so the committed figures
-            # may dip below zero for a while (one store's delete settled before another
-            # store's create of the same object); only their sum with the leases matters.
-            files, size, over = delta.settle(rebase)
-            ledger.files += files
-            ledger.bytes += size
-            ledger.drift = ledger.drift or over
-            if delta.pending and (files > 0 or size > 0):
-                ledger.maybes.append((files, size, delta.applied_by))
-        account.generation = ledger.generation
-        return account
-
     def after_release(self, done: int) -> Account:
         """This account once a release that settled deltas up to `done` has landed."""
         deltas = [delta for delta in self.deltas if delta.seq > done]
@@ -152,24 +116,3 @@ class Account:
             expires=0.0,
             settled=max(self.settled, done),
         )
-
-    def write_lease(
-        self, ledger: Ledger, lease_id: str, now: float, grace: float, nonce: str = ""
-    ) -> None:
-        """Put this account's lease in `ledger`, expiring LEASE_SECONDS from `now`."""
-        if self.expires < 0:
-            ledger.leases.pop(lease_id, None)
-            self.expires = 0.0
-            return
-        held_bytes, held_files = self.held_totals()
-        ledger.leases[lease_id] = Lease(
-            bytes=max(self.allowance_bytes, 0) + self.flying_bytes + held_bytes,
-            files=max(self.allowance_files, 0) + self.flying_files + held_files,
-            held_bytes=held_bytes,
-            held_files=held_files,
-            expires=now + LEASE_SECONDS,
-            grace=grace,
-            nonce=nonce,
-            settled=self.settled,
-        )
-        self.expires = now + LEASE_SECONDS

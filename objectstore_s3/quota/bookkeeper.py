@@ -44,18 +44,19 @@ _MAX_UNANSWERED = 3
 
 
 class Bookkeeper:
-    """This store's account (`_state`) and its updates of the organization's ledger."""
+    """This store's account in the organization's ledger (`state`, guarded by `lock`) and
+    its conditional updates; `Quota` spends from the account and asks for updates."""
 
     def __init__(self, records: Backend, objects: Backend, *, grace: float) -> None:
-        self._records = records
+        self.records = records
         self._objects = objects
-        self._grace = grace
+        self.grace = grace
         self._lease_id = uuid.uuid4().hex
         self._adopted: set[str] = set()
-        self._lock = threading.RLock()
-        self._state = Account()
-        self._seq = 0  # the last Delta.seq given out
-        self._sealed = 0  # deltas up to this seq were sent in a ledger update: never grown
+        self.lock = threading.RLock()
+        self.state = Account()
+        self.seq = 0  # the last Delta.seq given out
+        self.sealed = 0  # deltas up to this seq were sent in a ledger update: never grown
         # What a release whose answer was lost would leave: installed if the ledger later
         # shows the lease gone (the release landed after it was looked for).
         self._released: Account | None = None
@@ -68,19 +69,19 @@ class Bookkeeper:
         """Take over the leases of dead processes whose journals this store replays: they
         are reclaimed at the next ledger update (their owners are gone: their journal
         segments were unlocked), and what they held for those saves becomes ours."""
-        with self._lock:
+        with self.lock:
             self._adopted |= lease_ids - {self._lease_id}
 
     def reconcile(self) -> Usage:
         """Recount the organization's usage from a listing (repairs drift)."""
-        with self._lock:
-            ledger = self._update(lambda ledger, state: None, recount=True)
+        with self.lock:
+            ledger = self.update(lambda ledger, state: None, recount=True)
             return Usage(ledger.bytes, ledger.files)
 
     def ledger(self) -> Ledger | None:
         """The ledger as stored (None if there is none yet)."""
         try:
-            data = self._records.get(LEDGER)
+            data = self.records.get(LEDGER)
         except KeyNotFoundError:
             return None
         assert data is not None
@@ -96,7 +97,7 @@ class Bookkeeper:
 
     # -- the conditional update ------------------------------------------------------------
 
-    def _update(self, apply: Callable[[Ledger, Account], None], *, recount: bool = False) -> Ledger:
+    def update(self, apply: Callable[[Ledger, Account], None], *, recount: bool = False) -> Ledger:
         """Read-modify-write the ledger with a conditional PUT, retrying lost races.
 
         `apply` changes a copy of the ledger and of this store's state; both take effect
@@ -105,15 +106,15 @@ class Bookkeeper:
         unanswered = 0
         # Every attempt below carries these deltas: none may grow once one was sent (the
         # lease's `settled` mark must cover exactly what an attempt that lands settled).
-        self._sealed = max([self._sealed] + [delta.seq for delta in self._state.deltas])
+        self.sealed = max([self.sealed] + [delta.seq for delta in self.state.deltas])
         for _ in range(_MAX_CONFLICTS):
             ledger, etag, damaged = self._load()
             state, nonce = self._next(ledger, apply, recount=recount or damaged)
             try:
                 if etag is None:
-                    self._records.put(LEDGER, ledger.dump(), if_none_match="*")
+                    self.records.put(LEDGER, ledger.dump(), if_none_match="*")
                 else:
-                    self._records.put(LEDGER, ledger.dump(), if_match=etag)
+                    self.records.put(LEDGER, ledger.dump(), if_match=etag)
             except PreconditionFailedError:
                 time.sleep(random.uniform(0.002, 0.03))  # noqa: S311  (jitter)
                 continue
@@ -130,7 +131,7 @@ class Bookkeeper:
                     if unanswered >= _MAX_UNANSWERED:
                         raise  # the server keeps not answering: report it
                     continue
-            self._state, self._released = state, None
+            self.state, self._released = state, None
             self._adopted.clear()
             return ledger
         raise StorageUnavailableError(
@@ -146,14 +147,14 @@ class Bookkeeper:
         Returns this store's state as it will be if the attempt lands, and its nonce."""
         if self._released is not None and self._lease_id not in ledger.leases:
             # A release given up for lost has landed since: what it settled is in.
-            self._state = self._state.after_release(self._released.settled)
+            self.state = self.state.after_release(self._released.settled)
             self._released = None
-        now = self._records.server_time()
+        now = self.records.server_time()
         low = now[0] if now else time.time()
         expired = ledger.expired(low)
         expired += [lease for lease in self._adopted if lease in ledger.leases]
-        own = any(delta.ambiguous for delta in self._state.deltas)
-        account = self._state
+        own = any(delta.ambiguous for delta in self.state.deltas)
+        account = self.state
         rebased = recount or bool(expired)
         rebased = rebased or ledger.repairs_drift(self._lease_id, low, own)
         if rebased:
@@ -163,8 +164,8 @@ class Bookkeeper:
             # so the listing has it; a maybe (a lost answer) may land after it, so its
             # increase still counts until its horizon (Delta.settle).
             maybes = [delta for delta in account.deltas if delta.pending]
-            account = replace(account, deltas=maybes, settled=self._sealed)
-        state = account.settled_into(ledger, self._lease_id, rebased=rebased)
+            account = replace(account, deltas=maybes, settled=self.sealed)
+        state = ledger.settle(account, self._lease_id, rebased=rebased)
         for lease in self._adopted:
             hold = ledger.holds.pop(lease, None)
             if hold is not None:
@@ -172,7 +173,7 @@ class Bookkeeper:
                 state.allowance_bytes += hold.bytes
         apply(ledger, state)
         nonce = uuid.uuid4().hex[:16]
-        state.write_lease(ledger, self._lease_id, low, self._grace, nonce)
+        ledger.write_lease(state, self._lease_id, low, self.grace, nonce)
         return state, nonce
 
     def _landed(self, nonce: str | None) -> bool:
@@ -192,7 +193,7 @@ class Bookkeeper:
     def _load(self) -> tuple[Ledger, str | None, bool]:
         """The ledger, its ETag (None: absent) and whether it must be rebuilt."""
         try:
-            data = self._records.get(LEDGER)
+            data = self.records.get(LEDGER)
         except KeyNotFoundError:
             return Ledger(), None, True  # no ledger yet (or it was deleted)
         assert data is not None

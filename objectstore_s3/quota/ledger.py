@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .account import HOLD_SECONDS, LEASE_SECONDS, Account, Delta, Lease, Rebase
@@ -50,6 +51,8 @@ __all__ = [
     "grant_headroom",
 ]
 
+log = logging.getLogger("objectstore_s3")
+
 DRIFT_SECONDS = 600.0  # the longest a known over-count waits for a recount
 
 
@@ -67,6 +70,61 @@ class Ledger:
     leases: dict[str, Lease] = field(default_factory=dict)
     holds: dict[str, Lease] = field(default_factory=dict)
     maybes: list[tuple[int, int, float]] = field(default_factory=list)
+
+    # -- a store's account in the ledger ----------------------------------------------
+
+    def settle(self, owner: Account, lease_id: str, *, rebased: bool = False) -> Account:
+        """A copy of the store's account `owner` after settling its changes into this
+        ledger. Changes the ledger already holds (an update whose answer was lost landed
+        after all) are not settled again: its lease says up to which `seq` they are in
+        (`rebased`: this update recounted, so every change is weighed against the recount)."""
+        account = replace(owner, held=dict(owner.held), deltas=[])
+        lease = self.leases.get(lease_id)
+        done = lease.settled if lease is not None and not rebased else 0
+        if account.expires > 0 and lease is None:
+            # The lease was reclaimed (the store was idle past it): its allowance is gone;
+            # what it held for journaled saves was kept as a hold, which it takes back.
+            log.warning("Object Store quota lease expired; continuing with a new one")
+            account.allowance_bytes = account.allowance_files = 0
+            self.holds.pop(lease_id, None)
+        rebase = Rebase(self.generation, self.rebased_at)
+        for delta in owner.deltas:
+            account.settled = max(account.settled, delta.seq)
+            if delta.seq <= done:
+                continue
+            # No clamping at zero: stores settle in any order, so the committed figures
+            # may dip below zero for a while (one store's delete settled before another
+            # store's create of the same object); only their sum with the leases matters.
+            files, size, over = delta.settle(rebase)
+            self.files += files
+            self.bytes += size
+            self.drift = self.drift or over
+            if delta.pending and (files > 0 or size > 0):
+                self.maybes.append((files, size, delta.applied_by))
+        account.generation = self.generation
+        return account
+
+    def write_lease(
+        self, owner: Account, lease_id: str, now: float, grace: float, nonce: str = ""
+    ) -> None:
+        """Put the lease of the store's account `owner` in this ledger, expiring
+        LEASE_SECONDS from `now` (the account learns its new expiry)."""
+        if owner.expires < 0:
+            self.leases.pop(lease_id, None)
+            owner.expires = 0.0
+            return
+        held_bytes, held_files = owner.held_totals()
+        self.leases[lease_id] = Lease(
+            bytes=max(owner.allowance_bytes, 0) + owner.flying_bytes + held_bytes,
+            files=max(owner.allowance_files, 0) + owner.flying_files + held_files,
+            held_bytes=held_bytes,
+            held_files=held_files,
+            expires=now + LEASE_SECONDS,
+            grace=grace,
+            nonce=nonce,
+            settled=owner.settled,
+        )
+        owner.expires = now + LEASE_SECONDS
 
     # -- reading and writing -------------------------------------------------------------
 

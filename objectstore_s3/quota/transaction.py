@@ -24,7 +24,7 @@ from objectstore_s3.transport.base import Backend
 from .account import LEASE_SECONDS, Account, Delta
 from .bookkeeper import LEDGER, Bookkeeper
 from .ledger import Ledger, grant_headroom
-from .spend import MB, Spend, bytes_refused, files_refused
+from .spend import MB, Spend, Usage, bytes_refused, files_refused
 
 # LEDGER (the ledger's key) lives in bookkeeper.py; it stays importable from here.
 __all__ = ["LEDGER", "Quota"]
@@ -37,7 +37,7 @@ _BUSY_SECONDS = 5.0  # a lease grown again within this is "busy": its grant doub
 Enforcement = Literal["exact", "best_effort", "off"]
 
 
-class Quota(Bookkeeper):
+class Quota:
     """One store's view of its organization's quota: spending, within the limits."""
 
     def __init__(
@@ -50,12 +50,35 @@ class Quota(Bookkeeper):
         enforcement: Enforcement = "exact",
         grace: float = 120.0,
     ) -> None:
-        super().__init__(records, objects, grace=grace)
+        self._book = Bookkeeper(records, objects, grace=grace)
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.enforcement = enforcement
         self._busy = 0  # lease grows in a row, each soon after the one before
         self._last_grow = -math.inf
+
+    # -- the ledger (kept by the bookkeeper) ----------------------------------------------
+
+    @property
+    def lease_id(self) -> str:
+        return self._book.lease_id
+
+    @property
+    def book(self) -> Bookkeeper:
+        """The store's account in the ledger (its state, its conditional updates)."""
+        return self._book
+
+    def adopt(self, lease_ids: set[str]) -> None:
+        self._book.adopt(lease_ids)
+
+    def reconcile(self) -> Usage:
+        return self._book.reconcile()
+
+    def ledger(self) -> Ledger | None:
+        return self._book.ledger()
+
+    def list_usage(self) -> Usage:
+        return self._book.list_usage()
 
     # -- spending ------------------------------------------------------------------------
 
@@ -73,7 +96,7 @@ class Quota(Bookkeeper):
         need_files, need_bytes = self._take(key, files, size, held)
         # The recount generation seen before the write is sent: a recount the store learns
         # of while the write is in flight may or may not include it (see ledger.Delta).
-        seen = self._state.generation
+        seen = self._book.state.generation
         try:
             yield spend
         finally:
@@ -85,8 +108,8 @@ class Quota(Bookkeeper):
                 self._give_back(need_files, need_bytes, held)
 
     def _commit(self, spend: Spend, need_files: int, need_bytes: int, seen: int) -> None:
-        with self._lock:
-            state = self._state
+        with self._book.lock:
+            state = self._book.state
             state.flying_files -= need_files
             state.flying_bytes -= need_bytes
             state.allowance_files += need_files - max(spend.files, 0) - spend.repeat_files
@@ -101,21 +124,21 @@ class Quota(Bookkeeper):
         pending write this one supersedes, given up if (and only if) this one is taken."""
         if self.enforcement == "off":
             return
-        with self._lock:
+        with self._book.lock:
             need = self._take(key, files, size, replaces)
-            self._state.flying_files -= need[0]
-            self._state.flying_bytes -= need[1]
-            self._state.held[token] = need
+            self._book.state.flying_files -= need[0]
+            self._book.state.flying_bytes -= need[1]
+            self._book.state.held[token] = need
 
     def release(self, token: str) -> None:
         """A held write will never happen: its capacity returns to the lease."""
-        with self._lock:
-            files, size = self._state.held.pop(token, (0, 0))
-            self._state.allowance_files += files
-            self._state.allowance_bytes += size
+        with self._book.lock:
+            files, size = self._book.state.held.pop(token, (0, 0))
+            self._book.state.allowance_files += files
+            self._book.state.allowance_bytes += size
 
     def _record(self, spend: Spend, seen: int) -> None:
-        when = self._records.server_time()
+        when = self._book.records.server_time()
         applied_by = when[1] if when else time.time() + 3600.0
         kind = (spend.ambiguous, spend.pending)
         self._add(spend.files, spend.bytes, seen, applied_by, kind)
@@ -129,18 +152,18 @@ class Quota(Bookkeeper):
         if kind[1]:
             # A write whose answer was lost may be applied later: by `grace` (the worst
             # case of one write) at the latest, the one assumption about slow servers.
-            applied_by += self._grace
-        deltas = self._state.deltas
+            applied_by += self._book.grace
+        deltas = self._book.state.deltas
         last = deltas[-1] if deltas else None
         if (
             last is None
-            or last.seq <= self._sealed
+            or last.seq <= self._book.sealed
             or (last.ambiguous, last.pending) != kind
             or last.seen != seen
             or int(last.applied_by) != int(applied_by)
         ):
-            self._seq += 1
-            last = Delta(seen, applied_by, self._seq, ambiguous=kind[0], pending=kind[1])
+            self._book.seq += 1
+            last = Delta(seen, applied_by, self._book.seq, ambiguous=kind[0], pending=kind[1])
             deltas.append(last)
         last.applied_by = max(last.applied_by, applied_by)
         last.add(files, size)
@@ -148,21 +171,21 @@ class Quota(Bookkeeper):
     def _take(self, key: str, files: int, size: int, held: str | None) -> tuple[int, int]:
         """Move (files, size) from the allowance (or the hold) into flight."""
         need_files, need_bytes = max(files, 0), max(size, 0)
-        with self._lock:
+        with self._book.lock:
             restore = None
-            if held is not None and held in self._state.held:
-                restore = self._state.held.pop(held)
-                self._state.allowance_files += restore[0]
-                self._state.allowance_bytes += restore[1]
+            if held is not None and held in self._book.state.held:
+                restore = self._book.state.held.pop(held)
+                self._book.state.allowance_files += restore[0]
+                self._book.state.allowance_bytes += restore[1]
             try:
                 self._cover(key, need_files, need_bytes)
             except BaseException:
                 if restore is not None and held is not None:
-                    self._state.allowance_files -= restore[0]
-                    self._state.allowance_bytes -= restore[1]
-                    self._state.held[held] = restore
+                    self._book.state.allowance_files -= restore[0]
+                    self._book.state.allowance_bytes -= restore[1]
+                    self._book.state.held[held] = restore
                 raise
-            state = self._state
+            state = self._book.state
             state.allowance_files -= need_files
             state.allowance_bytes -= need_bytes
             state.flying_files += need_files
@@ -174,7 +197,7 @@ class Quota(Bookkeeper):
         covered = self._covered(need_files, need_bytes)
         if covered == "renew":
             try:
-                self._update(lambda ledger, state: None)
+                self._book.update(lambda ledger, state: None)
             except StorageUnavailableError as exc:
                 # The lease is still valid: keep spending it through the outage.
                 log.warning("Could not renew the quota lease (%s); spending what it holds", exc)
@@ -183,8 +206,8 @@ class Quota(Bookkeeper):
             self._grow(key, need_files, need_bytes)
 
     def _give_back(self, files: int, size: int, held: str | None) -> None:
-        with self._lock:
-            state = self._state
+        with self._book.lock:
+            state = self._book.state
             state.flying_files -= files
             state.flying_bytes -= size
             if held is not None:
@@ -195,10 +218,10 @@ class Quota(Bookkeeper):
 
     def _covered(self, files: int, size: int) -> Literal["yes", "renew", "no"]:
         """Whether the allowance covers a write: "renew" past the lease's half-life."""
-        state = self._state
+        state = self._book.state
         if files > state.allowance_files or size > state.allowance_bytes:
             return "no"
-        now = self._records.server_time()
+        now = self._book.records.server_time()
         # Spend only while the lease surely outlives the write (server clock, upper bound).
         if now is None or now[1] >= state.expires - _MARGIN:
             return "no"
@@ -214,7 +237,9 @@ class Quota(Bookkeeper):
         busy = self._busy
 
         def apply(ledger: Ledger, state: Account) -> None:
-            free_bytes, free_files = ledger.free(self.max_bytes, self.max_files, self._lease_id)
+            free_bytes, free_files = ledger.free(
+                self.max_bytes, self.max_files, self._book.lease_id
+            )
             # What this store has in flight and held is in use too.
             held_bytes, held_files = state.held_totals()
             free_files -= state.flying_files + held_files
@@ -227,7 +252,7 @@ class Quota(Bookkeeper):
             if size and want_bytes > free_bytes:
                 reserved = self.max_bytes - ledger.bytes - free_bytes
                 raise bytes_refused(key, size, self.max_bytes, ledger.bytes, reserved)
-            others = ledger.live_others(self._lease_id)
+            others = ledger.live_others(self._book.lease_id)
             state.allowance_files = max(state.allowance_files, 0) + max(want_files, 0)
             state.allowance_bytes = max(state.allowance_bytes, 0) + max(want_bytes, 0)
             state.allowance_files += grant_headroom(
@@ -237,21 +262,21 @@ class Quota(Bookkeeper):
                 free_bytes - max(want_bytes, 0), others, 256 * MB, busy
             )
 
-        self._update(apply)
+        self._book.update(apply)
 
     def renew(self) -> None:
         """Settle this store's changes and extend its lease (at most one update)."""
         if self.enforcement == "off":
             return
-        with self._lock:
-            self._update(lambda ledger, state: None)
+        with self._book.lock:
+            self._book.update(lambda ledger, state: None)
 
     def settle(self, release: bool = False) -> None:
         """Write this store's changes to the ledger; with `release`, give the lease back."""
         if self.enforcement == "off":
             return
-        with self._lock:
-            state = self._state
+        with self._book.lock:
+            state = self._book.state
             if not state.deltas and not (release and state.expires):
                 return
 
@@ -260,4 +285,4 @@ class Quota(Bookkeeper):
                     state.allowance_bytes = state.allowance_files = 0
                     state.expires = -1.0  # drop the lease from the ledger
 
-            self._update(apply)
+            self._book.update(apply)

@@ -112,7 +112,7 @@ def test_value_over_the_record_limit_is_refused(
     with pytest.raises(LocalStorageError, match="get_file_path"):
         store.save_bytes("k", b"x" * 1001)
     assert not store.contains_key("k")
-    assert store._node.parts.quota._state.held == {}
+    assert store._node.parts.quota.book.state.held == {}
 
 
 def test_a_damaged_record_does_not_drop_the_intact_ones_after_it(

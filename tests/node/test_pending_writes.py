@@ -102,7 +102,7 @@ def test_superseded_entry_is_not_uploaded_and_takes_no_reservation(
     store.flush()
     assert calls.count("PutObject") == 1
     assert observer(stores, tmp_path).read("hot") == "two"
-    assert store._node.parts.quota._state.held == {}  # no reservation left behind
+    assert store._node.parts.quota.book.state.held == {}  # no reservation left behind
     # Exactly the remaining capacity is usable: two more files, not one more.
     assert [store.save(f"k{index}", "v") for index in range(3)] == [True, True, False]
 
@@ -133,7 +133,7 @@ def test_save_accepted_during_an_upload_keeps_its_own_reservation(
     flushing.join()
     store.flush()
     assert observer(stores, tmp_path).read("hot") == "second"
-    assert store._node.parts.quota._state.held == {}
+    assert store._node.parts.quota.book.state.held == {}
     assert [store.save(f"k{index}", "v") for index in range(2)] == [True, False]
 
 

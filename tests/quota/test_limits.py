@@ -186,7 +186,7 @@ def test_a_store_that_keeps_saving_updates_the_ledger_rarely(
         store = make_store(storage_file_count=6400)
         store.save("first", b"")
         calls: list[str] = []
-        store._node.parts.quota._records.on_request(  # type: ignore[attr-defined]
+        store._node.parts.quota.book.records.on_request(  # type: ignore[attr-defined]
             lambda operation, key: calls.append(operation) if key == LEDGER else None
         )
         for index in range(600):

@@ -117,7 +117,7 @@ def test_a_ledger_update_that_lands_after_it_was_looked_for_is_not_counted_twice
     store = settled_store(make_store, 6, storage_file_count=10)  # the ledger holds the 6
     for index in range(3):
         store.delete(f"k{index}")  # unsettled: -3
-    late = LateLanding(store._node.parts.quota._records, LEDGER, monkeypatch)
+    late = LateLanding(store._node.parts.quota.book.records, LEDGER, monkeypatch)
     late.arm()  # the settling update is lost, looked for (not there), then lands
     store.flush()
     monkeypatch.undo()
@@ -131,7 +131,7 @@ def test_a_release_that_lands_after_it_was_looked_for_is_not_counted_twice(
     store = settled_store(make_store, 6, storage_file_count=10)
     for index in range(3):
         store.delete(f"k{index}")
-    late = LateLanding(store._node.parts.quota._records, LEDGER, monkeypatch)
+    late = LateLanding(store._node.parts.quota.book.records, LEDGER, monkeypatch)
     late.arm()  # closing settles the deletes and gives the lease back: lost, then lands
     store.close()
     monkeypatch.undo()

@@ -104,7 +104,7 @@ def test_a_ledger_of_nonsense_is_rebuilt_from_a_listing(
 
 def put_ledger_raw(store: ObjectStore, body: bytes) -> None:
 
-    store._node.parts.quota._records.put(LEDGER, body)
+    store._node.parts.quota.book.records.put(LEDGER, body)
 
 
 def test_drift_is_repaired_within_ten_minutes_while_other_stores_are_live(

@@ -46,18 +46,18 @@ def listing(store: ObjectStore) -> tuple[int, int]:
 
 def ledger(store: ObjectStore) -> dict[str, object]:
     """The usage ledger as stored in the bucket."""
-    records = store._node.parts.quota._records
+    records = store._node.parts.quota.book.records
     data = records.get(LEDGER)
     assert data is not None
     return dict(json.loads(data.body))
 
 
 def write_ledger(store: ObjectStore, state: dict[str, object]) -> None:
-    store._node.parts.quota._records.put(LEDGER, json.dumps(state).encode())
+    store._node.parts.quota.book.records.put(LEDGER, json.dumps(state).encode())
 
 
 def delete_ledger(store: ObjectStore) -> None:
-    store._node.parts.quota._records.delete(LEDGER)
+    store._node.parts.quota.book.records.delete(LEDGER)
 
 
 def put_behind(store: ObjectStore, key: str, data: bytes) -> None:
@@ -74,7 +74,7 @@ def break_backend(store: ObjectStore, monkeypatch: object, error: Exception) -> 
     def fail(*args: object, **kwargs: object) -> None:
         raise error
 
-    for backend in (store._node.parts.objects, store._node.parts.quota._records):
+    for backend in (store._node.parts.objects, store._node.parts.quota.book.records):
         for method in ("get", "head", "put", "delete", "list", "upload", "download"):
             monkeypatch.setattr(backend, method, fail)
 

@@ -247,7 +247,7 @@ def test_settling_moves_a_stores_changes_into_the_committed_usage() -> None:
     second = Delta(3, 6.0, seq=2)
     second.add(-2, -300)
     account = Account(deltas=[first, second], expires=9.0)
-    settled = account.settled_into(book, "me")
+    settled = book.settle(account, "me")
     assert (book.files, book.bytes, book.drift) == (0, -190, False)  # no clamping at zero
     assert (settled.deltas, settled.settled, settled.generation) == ([], 2, 3)
     assert account.deltas == [first, second]  # the original stands until the PUT lands
@@ -258,7 +258,7 @@ def test_changes_the_ledger_already_holds_are_not_settled_twice() -> None:
     landed, later = Delta(3, 5.0, seq=1), Delta(3, 6.0, seq=2)
     landed.add(1, 100)
     later.add(1, 7)
-    Account(deltas=[landed, later], expires=9.0).settled_into(book, "me")
+    book.settle(Account(deltas=[landed, later], expires=9.0), "me")
     assert (book.files, book.bytes) == (1, 7)  # seq 1 landed with an update given up for lost
 
 
@@ -266,7 +266,7 @@ def test_a_recounting_update_weighs_every_change_against_the_recount() -> None:
     book = Ledger(generation=4, rebased_at=10.0, leases={"me": Lease(expires=9, settled=1)})
     landed = Delta(3, 20.0, seq=1)
     landed.add(1, 100)
-    Account(deltas=[landed], expires=9.0).settled_into(book, "me", rebased=True)
+    book.settle(Account(deltas=[landed], expires=9.0), "me", rebased=True)
     assert (book.files, book.bytes, book.drift) == (1, 100, True)
 
 
@@ -276,7 +276,7 @@ def test_a_lost_answers_increase_becomes_a_maybe_with_its_horizon() -> None:
     created.add(1, 100)
     deleted = Delta(1, 43.0, seq=2, ambiguous=True, pending=True)
     deleted.add(-1, -100)
-    Account(deltas=[created, deleted], expires=9.0).settled_into(book, "me")
+    book.settle(Account(deltas=[created, deleted], expires=9.0), "me")
     assert book.maybes == [(1, 100, 42.0)]  # a decrease counts nothing: no maybe
     assert (book.files, book.bytes, book.drift) == (1, 100, True)
 
@@ -284,10 +284,10 @@ def test_a_lost_answers_increase_becomes_a_maybe_with_its_horizon() -> None:
 def test_a_store_whose_lease_was_reclaimed_loses_its_allowance_and_takes_back_its_hold() -> None:
     book = Ledger(holds={"me": Lease(30, 2, expires=99)})
     account = Account(allowance_bytes=500, allowance_files=5, expires=9.0)
-    settled = account.settled_into(book, "me")
+    settled = book.settle(account, "me")
     assert (settled.allowance_bytes, settled.allowance_files) == (0, 0)
     assert book.holds == {}
-    fresh = Account(allowance_bytes=500, allowance_files=5, expires=0.0).settled_into(book, "me")
+    fresh = book.settle(Account(allowance_bytes=500, allowance_files=5, expires=0.0), "me")
     assert fresh.allowance_bytes == 500  # no lease yet: nothing was reclaimed
 
 
@@ -302,7 +302,7 @@ def test_the_lease_covers_allowance_flight_and_holds_and_expires_from_now() -> N
     )
     assert account.held_totals() == (35, 3)  # (bytes, files)
     book = Ledger()
-    account.write_lease(book, "me", now=1000.0, grace=9.0, nonce="n")
+    book.write_lease(account, "me", now=1000.0, grace=9.0, nonce="n")
     assert book.leases["me"] == Lease(
         bytes=155,
         files=4,
@@ -319,7 +319,7 @@ def test_the_lease_covers_allowance_flight_and_holds_and_expires_from_now() -> N
 def test_a_lease_marked_for_return_is_dropped_from_the_ledger() -> None:
     book = Ledger(leases={"me": Lease(10, 1, expires=5)})
     account = Account(expires=-1.0)
-    account.write_lease(book, "me", now=1000.0, grace=9.0)
+    book.write_lease(account, "me", now=1000.0, grace=9.0)
     assert ("me" in book.leases, account.expires) == (False, 0.0)
 
 
