@@ -1,9 +1,10 @@
 """`ObjectStore`: the organization's key-value store, a thin API over its parts.
 
 Public methods validate (key, permission, value type) and then make one call into the
-parts: the node view (view.py) for reads, the writer (writer.py) for writes. The parts
-that talk to the bucket are built on first use, so constructing a store does no network
-I/O; the backend may be injected (`ObjectStore(settings, backend=MemoryBackend())`).
+node's parts: the view (node/view.py) for reads, the writer (node/writer.py) for writes;
+the typed values are values.py's. The node (node/node.py) builds the parts that talk to
+the bucket on first use, so constructing a store does no network I/O; the backend may be
+injected (`ObjectStore(settings, backend=MemoryBackend())`).
 """
 
 from __future__ import annotations

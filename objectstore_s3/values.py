@@ -1,4 +1,4 @@
-"""The typed values of the store: text, bytes, JSON and XML, saved and read through two
+"""The typed values of the store: text, bytes, JSON and XML, saved and read through three
 primitives (minimalkv's shape: a public method validates its value, encodes or decodes
 it, and calls one primitive). `ObjectStore` provides the primitives (the node's writer
 and view); the codecs are pure (codecs.py). LEAN's PascalCase names sit beside the

@@ -7,7 +7,7 @@ the save reports the error. Every record carries a CRC; a damaged one is skipped
 reported, and the scan resumes at the next intact record. An in-memory index maps each
 key to its latest record, so repeated saves coalesce and reads see pending work without
 the disk. Each entry remembers the object it expects to replace (its *base*), which is
-what keeps a late upload or a replay from overwriting a newer object (see writer.py).
+what keeps a late upload or a replay from overwriting a newer object (see node/writer.py).
 
 After an upload a small "done" record goes into the entry's own segment, and a segment
 with nothing pending is deleted. A segment whose lock is free belongs to a dead process:
