@@ -10,6 +10,7 @@ injected (`ObjectStore(settings, backend=MemoryBackend())`).
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +52,9 @@ class ObjectStore(TypedValues):
     ) -> None:
         self.settings = settings if settings is not None else ObjectStoreSettings()
         self.on_error = on_error
-        self._node = Node(self.settings, backend=backend, report=self._report)
+        # The node reports through a weak reference: a store dropped without close() is
+        # collected (its journal stays for a replay), as no part keeps it alive.
+        self._node = Node(self.settings, backend=backend, report=_weak_report(self))
 
     def __repr__(self) -> str:
         return (
@@ -293,6 +296,19 @@ class ObjectStore(TypedValues):
     MaxFiles = max_files
     ProjectId = project_id
     OrganizationId = organization_id
+
+
+def _weak_report(store: ObjectStore) -> Callable[[ObjectStoreError], None]:
+    reference = weakref.ref(store)
+
+    def report(error: ObjectStoreError) -> None:
+        alive = reference()
+        if alive is not None:
+            alive._report(error)
+        else:
+            log.error("%s", error)
+
+    return report
 
 
 def _stat(item: Listed) -> ObjectStat:
