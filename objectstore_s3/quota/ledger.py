@@ -29,27 +29,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .account import HOLD_SECONDS, LEASE_SECONDS, Account, Delta, Lease, Rebase
-from .spend import MB, Spend, Usage, bytes_refused, files_refused
+from .account import HOLD_SECONDS, LEASE_SECONDS, Account, Lease, Rebase
 
-# Besides the ledger's own names: those that moved to account.py and spend.py, still
-# importable from here.
-__all__ = [
-    "HOLD_SECONDS",
-    "LEASE_SECONDS",
-    "MB",
-    "Account",
-    "Delta",
-    "Lease",
-    "Ledger",
-    "LedgerDamagedError",
-    "Rebase",
-    "Spend",
-    "Usage",
-    "bytes_refused",
-    "files_refused",
-    "grant_headroom",
-]
+__all__ = ["DRIFT_SECONDS", "Ledger", "LedgerDamagedError", "grant_headroom"]
 
 log = logging.getLogger("objectstore_s3")
 

@@ -22,12 +22,11 @@ from objectstore_s3.errors import StorageUnavailableError
 from objectstore_s3.transport.base import Backend
 
 from .account import LEASE_SECONDS, Account, Delta
-from .bookkeeper import LEDGER, Bookkeeper
+from .bookkeeper import Bookkeeper
 from .ledger import Ledger, grant_headroom
 from .spend import MB, Spend, Usage, bytes_refused, files_refused
 
-# LEDGER (the ledger's key) lives in bookkeeper.py; it stays importable from here.
-__all__ = ["LEDGER", "Quota"]
+__all__ = ["Quota"]
 
 log = logging.getLogger("objectstore_s3")
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from objectstore_s3 import StorageLimitExceededError
+from objectstore_s3.quota import LEDGER, grant_headroom
 from objectstore_s3.quota import transaction as quota_module
-from objectstore_s3.quota.ledger import grant_headroom
-from objectstore_s3.quota.transaction import LEDGER
 from tests.conftest import StoreFactory
 from tests.support.helpers import (
     ledger,

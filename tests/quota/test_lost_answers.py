@@ -12,7 +12,7 @@ import pytest
 
 from objectstore_s3 import ObjectStore
 from objectstore_s3.errors import OutcomeUnknownError, PreconditionFailedError
-from objectstore_s3.quota.transaction import LEDGER
+from objectstore_s3.quota import LEDGER
 from objectstore_s3.server.seaweedfs import SeaweedServer
 from objectstore_s3.transport.base import content_etag
 from tests.conftest import StoreFactory, store_settings

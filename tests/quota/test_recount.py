@@ -12,7 +12,7 @@ import pytest
 from objectstore_s3 import (
     ObjectStore,
 )
-from objectstore_s3.quota.transaction import LEDGER
+from objectstore_s3.quota import LEDGER
 from tests.conftest import StoreFactory
 from tests.support.helpers import (
     delete_ledger,
@@ -130,7 +130,7 @@ def test_drift_is_repaired_within_ten_minutes_while_other_stores_are_live(
 
 
 def test_a_recount_keeps_a_maybe_until_its_horizon_then_trusts_the_listing() -> None:
-    from objectstore_s3.quota.ledger import Ledger
+    from objectstore_s3.quota import Ledger
 
     book = Ledger(files=3, bytes=30, maybes=[(1, 10, 100.0), (2, 20, 50.0)])
     book = Ledger.parse(book.dump())  # kept in the ledger as written

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings, StorageUnavailableError
-from objectstore_s3.quota.transaction import LEDGER
+from objectstore_s3.quota import LEDGER
 from tests.conftest import StoreFactory
 
 

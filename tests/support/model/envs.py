@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from objectstore_s3 import KeyNotFoundError, ObjectStore, ObjectStoreError, ObjectStoreSettings
-from objectstore_s3.quota.transaction import LEDGER
+from objectstore_s3.quota import LEDGER
 from objectstore_s3.server.seaweedfs import SeaweedServer
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 
