@@ -99,7 +99,7 @@ def store_settings(
 
 def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
     """Settings for an endpoint on a free loopback port where nothing listens."""
-    from objectstore_s3.server.seaweedfs import free_ports
+    from objectstore_s3.server.processes import free_ports
 
     (port,) = free_ports(1)
     values: dict[str, Any] = {
@@ -220,7 +220,7 @@ def moto_server() -> Iterator[str]:
     """moto as an HTTP server on loopback, for tests that use several processes."""
     from moto.server import ThreadedMotoServer
 
-    from objectstore_s3.server.seaweedfs import free_ports
+    from objectstore_s3.server.processes import free_ports
 
     (port,) = free_ports(1)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -48,17 +48,13 @@ if TYPE_CHECKING:
     from objectstore_s3.settings import ObjectStoreSettings
 
 __all__ = [
-    "Endpoint",
     "SeaweedServer",
     "ServerState",
     "find_weed",
-    "free_ports",
     "local_server_status",
-    "pid_alive",
     "resolve_endpoint",
     "start_local_server",
     "stop_local_server",
-    "stop_pid",
 ]
 
 log = logging.getLogger("objectstore_s3")

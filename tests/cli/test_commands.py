@@ -20,7 +20,8 @@ import pytest
 
 from objectstore_s3 import ObjectStoreSettings, StorageUnavailableError
 from objectstore_s3.server import seaweedfs as server_module
-from objectstore_s3.server.seaweedfs import SeaweedServer, pid_alive
+from objectstore_s3.server.processes import pid_alive
+from objectstore_s3.server.seaweedfs import SeaweedServer
 from tests.conftest import store_settings
 from tests.support.cli import (
     ROOT,

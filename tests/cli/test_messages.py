@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from objectstore_s3.server.seaweedfs import free_ports
+from objectstore_s3.server.processes import free_ports
 from tests.support.cli import (
     Runner,
     fresh_user_environment,

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from objectstore_s3.server.seaweedfs import free_ports
+from objectstore_s3.server.processes import free_ports
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.faultproxy.http_messages import (
     Framing,

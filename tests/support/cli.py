@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from objectstore_s3 import ObjectStoreSettings
-from objectstore_s3.server.seaweedfs import STOP_GRACE_SECONDS, stop_pid
+from objectstore_s3.server.processes import stop_pid
+from objectstore_s3.server.seaweedfs import STOP_GRACE_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from objectstore_s3.server.processes import launch, s3_answers
-from objectstore_s3.server.seaweedfs import free_ports
+from objectstore_s3.server.processes import free_ports, launch, s3_answers
 
 __all__ = ["RcloneServer", "find_rclone"]
 
