@@ -4,8 +4,9 @@ A store spends capacity from its lease in the organization's ledger (ledger.py) 
 asking the bucket; every object write carries a precondition, so the write's effect on
 usage is known exactly and counted as it happens. `transaction()` is the only way to
 spend: it reserves what a write may need, commits the write's real effect when the block
-ends, and cancels on an exception. The ledger itself is changed only by read-modify-write
-with a conditional PUT, retried on 412 (bookkeeper.py). The consistency argument is in
+ends, and cancels on the store's own refusal (an interrupt that may follow the request is a
+lost answer, never cancelled). The ledger itself is changed only by read-modify-write with
+a conditional PUT, retried on 412 (bookkeeper.py). The consistency argument is in
 docs/quotas.md.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
-from objectstore_s3.errors import StorageUnavailableError
+from objectstore_s3.errors import ObjectStoreError, StorageUnavailableError
 from objectstore_s3.transport.base import Backend
 
 from .account import LEASE_SECONDS, Account, Delta
@@ -86,8 +87,10 @@ class Quota:
         self, key: str, files: int = 0, size: int = 0, *, held: str | None = None
     ) -> Iterator[Spend]:
         """Reserve room for one write (or use the capacity held under `held`), then count
-        what the block reports with `spend.effect()`; nothing reported, or an exception,
-        gives the reservation back (a held one stays held)."""
+        what the block reports with `spend.effect()`. Nothing reported, or the store's own
+        error (an ObjectStoreError: the write was refused, or resolved and reported), gives
+        the reservation back (a held one stays held). Any other exception, BaseException
+        included, is a lost answer: see `_interrupted`."""
         spend = Spend()
         if self.enforcement == "off":
             yield spend
@@ -98,6 +101,9 @@ class Quota:
         seen = self._book.state.generation
         try:
             yield spend
+        except BaseException as exc:
+            self._interrupted(spend, exc, need_files, need_bytes)
+            raise
         finally:
             # What the block reported counts even if it then raised (a write whose answer
             # was lost may have landed: its increase is counted before the error leaves).
@@ -105,6 +111,15 @@ class Quota:
                 self._commit(spend, need_files, need_bytes, seen)
             else:
                 self._give_back(need_files, need_bytes, held)
+
+    @staticmethod
+    def _interrupted(spend: Spend, exc: BaseException, files: int, size: int) -> None:
+        """A block ended, unreported, by something other than the store's own error: a
+        KeyboardInterrupt, a SystemExit, a signal handler's exception, a bug. The request
+        may have been sent and may land (or have landed): a lost answer, whose increase
+        counts as a maybe until its horizon and is never given back."""
+        if not spend.done and not isinstance(exc, ObjectStoreError):
+            spend.unanswered(files, size)
 
     def _commit(self, spend: Spend, need_files: int, need_bytes: int, seen: int) -> None:
         with self._book.lock:
