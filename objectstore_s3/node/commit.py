@@ -290,6 +290,12 @@ class Committer:
                     # repaired by the next recount) rather than twice.
                     spend.unknown(-1, -base.size)
                     return True
+                except BaseException as exc:
+                    if not isinstance(exc, ObjectStoreError):
+                        # An interrupt (or a bug) after the DELETE may have been sent: it
+                        # may land, so its effect is unknown; a recount settles it.
+                        spend.unknown(-1, -base.size)
+                    raise
                 else:
                     spend.effect(-1, -base.size)
                     return True

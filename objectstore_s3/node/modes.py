@@ -4,7 +4,13 @@ later) and the writer commits them at `flush()` or every interval."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 from objectstore_s3.errors import LocalPathClashError, StorageLimitExceededError
 
@@ -57,18 +63,24 @@ class WriteBehind(Writer):
             if base.etag is None:
                 raise
             return False
+        accepted_server = self.backend.server_time()
         try:
-            self.journal.record(
-                key,
-                "put",
-                data,
-                base=base,
-                accepted_server=self.backend.server_time(),
-                token=token,
-                lease=self.quota.lease_id,
-            )
+            # Whole or not at all: a signal (Ctrl-C) waits until the record and its index
+            # entry are both written, so the save is journaled or its hold returned.
+            with _signals_deferred():
+                self.journal.record(
+                    key,
+                    "put",
+                    data,
+                    base=base,
+                    accepted_server=accepted_server,
+                    token=token,
+                    lease=self.quota.lease_id,
+                )
         except BaseException:
-            self.quota.release(token)
+            entry = self.journal.get(key)
+            if entry is None or entry.token != token:
+                self.quota.release(token)
             raise
         if self.states.is_registered(key):
             try:
@@ -81,9 +93,45 @@ class WriteBehind(Writer):
         with self.accepting(key):
             base = self._require_existing(key)
             previous = self.journal.get(key)
-            self.journal.record(
-                key, "delete", base=base, accepted_server=self.backend.server_time()
-            )
-            if previous is not None:
-                self.quota.release(previous.token)
+            accepted_server = self.backend.server_time()
+            with _signals_deferred():
+                self.journal.record(key, "delete", base=base, accepted_server=accepted_server)
+                if previous is not None:
+                    self.quota.release(previous.token)
             self._after_delete(key)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold back the Python handlers of signals (SIGINT's KeyboardInterrupt, a handler
+    that raises) until the block ends, then run them. Handlers run only in the main
+    thread, so elsewhere there is nothing to hold back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, FrameType | None]] = []
+    held: dict[int, Callable[[int, FrameType | None], Any]] = {}
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        caught.append((signum, frame))
+
+    for signum in _HANDLED:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            held[signum] = handler
+            signal.signal(signum, note)
+    try:
+        yield
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        for signum, frame in caught:
+            held[signum](signum, frame)
+
+
+# The signals a Python program commonly handles (Ctrl-C, termination, hang-up, alarms).
+_HANDLED = [
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+]

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from objectstore_s3.errors import (
@@ -124,7 +124,7 @@ class Writer:
                 raise
             if isinstance(result, Superseded):
                 raise self.files.conflict(key, path)
-            with self.accepting(key):
+            with self.accepting(key), self._invalidating(key):
                 self.cache.invalidate(key)
                 if own:
                     self.states.record(key, result.etag, before)
@@ -168,9 +168,19 @@ class Writer:
                 self.cache.invalidate(key)
                 raise
             assert isinstance(result, ObjectInfo)
-            with self.accepting(key):
+            with self.accepting(key), self._invalidating(key):
                 self._after_put(key, data, result, accepted=False)
                 self._supersede_pending(key)
+
+    @contextmanager
+    def _invalidating(self, key: str) -> Iterator[None]:
+        """Updates after the bucket answered: if anything (an interrupt included) ends
+        them early, the key's cache entry goes, so it never claims an older value."""
+        try:
+            yield
+        except BaseException:
+            self.cache.invalidate(key)
+            raise
 
     def _require_existing(self, key: str) -> Base:
         exists, base = self.view.presence(key)
@@ -236,6 +246,8 @@ class Writer:
                 self._commit_entry(entry)
             except BaseException:
                 with self.accepting(key):
+                    # Interrupted after the upload landed, the cache may not have caught up.
+                    self.cache.invalidate(key)
                     if self.journal.get(key) is not entry:  # superseded while in flight
                         self.quota.release(entry.token)
                 raise

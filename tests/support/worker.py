@@ -10,6 +10,9 @@ python -m tests.support.worker SETTINGS_JSON get-file KEY 0
     print the SHA-256 of the key's local file
 python -m tests.support.worker SETTINGS_JSON torture SEED SECONDS
     random saves, overwrites and deletes of shared hot keys and own keys for SECONDS
+python -m tests.support.worker SETTINGS_JSON interrupted-saves PREFIX COUNT
+    write-through saves, every other one getting SIGINT right after its PUT landed;
+    print the counts (saved, interrupted, refused) as JSON
 python -m tests.support.worker SETTINGS_JSON skewed-clock PREFIX COUNT SKEW
     with time.time() running SKEW seconds off, save COUNT keys over ~20 s, print accepted
 """
@@ -75,6 +78,28 @@ def torture(store: object, seed: int, seconds: float) -> dict[str, int]:
     return counts
 
 
+def interrupted_saves(settings: object, prefix: str, count: int) -> int:
+    """Saves of which every other one is interrupted by a real SIGINT after it landed."""
+    from objectstore_s3 import ObjectStore, StorageLimitExceededError
+    from tests.support.interrupting import Interrupting, Plan
+
+    opener = ObjectStore(settings)  # type: ignore[arg-type]
+    plan = Plan(["after", "pass"] * count, signal=True)
+    store = ObjectStore(settings, backend=Interrupting(opener._connection(), plan))  # type: ignore[arg-type]
+    counts = {"saved": 0, "interrupted": 0, "refused": 0}
+    for index in range(count):
+        try:
+            counts["saved" if store.save(f"{prefix}/{index}", "v") else "refused"] += 1
+        except KeyboardInterrupt:
+            counts["interrupted"] += 1
+        except StorageLimitExceededError:
+            counts["refused"] += 1
+    store.close()
+    opener.close()
+    print(json.dumps(counts), flush=True)
+    return 0
+
+
 def main() -> int:
     action = sys.argv[2]
     if action == "skewed-clock":
@@ -105,6 +130,8 @@ def main() -> int:
         store.close()
         print(saved, flush=True)
         return 0
+    if action == "interrupted-saves":
+        return interrupted_saves(settings, prefix, count)
     if action == "save-count":
         size = int(sys.argv[5]) if len(sys.argv) > 5 else 10
         saved = sum(store.save_bytes(f"{prefix}/{index}", b"x" * size) for index in range(count))
