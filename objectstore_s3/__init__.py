@@ -20,6 +20,7 @@ from .errors import (
     StorageLimitExceededError,
     StoragePermissionError,
     StorageUnavailableError,
+    StoreNotTransferableError,
     SupersededWriteError,
     UnsafeFolderError,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "StoragePermissions",
     "StorageUnavailableError",
     "StorageUsage",
+    "StoreNotTransferableError",
     "SupersededWriteError",
     "UnsafeFolderError",
     "__version__",

@@ -22,6 +22,7 @@ __all__ = [
     "StorageLimitExceededError",
     "StoragePermissionError",
     "StorageUnavailableError",
+    "StoreNotTransferableError",
     "SupersededWriteError",
     "UnsafeFolderError",
 ]
@@ -107,6 +108,11 @@ class LocalPathClashError(ObjectStoreError, FileExistsError):
 
 class LocalStorageError(ObjectStoreError, OSError):
     """Local disk trouble (a full disk, a short write): the operation did not happen."""
+
+
+class StoreNotTransferableError(ObjectStoreError, TypeError):
+    """A store sent to another process (pickled): a store belongs to the process that
+    opened it; the other process opens its own with the same settings."""
 
 
 class UnsafeFolderError(ObjectStoreError, PermissionError):

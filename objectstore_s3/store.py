@@ -22,6 +22,7 @@ from .errors import (
     ObjectStoreError,
     StorageLimitExceededError,
     StoragePermissionError,
+    StoreNotTransferableError,
 )
 from .keys import normalize_key
 from .lean import PERMISSION_MESSAGES, KeyValuePair, ObjectStat, StorageUsage
@@ -55,6 +56,14 @@ class ObjectStore(TypedValues):
         # The node reports through a weak reference: a store dropped without close() is
         # collected (its journal stays for a replay), as no part keeps it alive.
         self._node = Node(self.settings, backend=backend, report=_weak_report(self))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # A store's journal, cache connection and lease belong to this process; a
+        # spawned worker (or a pickled argument) must open its own.
+        raise StoreNotTransferableError(
+            "An ObjectStore cannot be sent to another process (pickled): open one in that "
+            "process with the same settings (ObjectStoreSettings can be sent)."
+        )
 
     def __repr__(self) -> str:
         return (
@@ -249,7 +258,14 @@ class ObjectStore(TypedValues):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except ObjectStoreError as failed:
+            # The exception that ended the block is the one the caller must see.
+            log.error("Object Store could not close cleanly after an error: %s", failed)
 
     def create_bucket(self) -> None:
         """Create the configured bucket if it does not exist."""

@@ -3,9 +3,14 @@
 The node-local state (cache, journal, local files) is opened at construction, which also
 replays what a dead process on this node accepted but did not upload. The parts that talk
 to the bucket (the backend, its quota, the view and the writer) are built on the first
-operation that needs them, so constructing a store does no network I/O. The node belongs
-to the process that opened it: its exit hook does nothing in another process (a forked
-worker inherits the hook, not the node's work).
+operation that needs them, so constructing a store does no network I/O.
+
+The node belongs to the process that opened it. A forked child inherits a copy of it
+(open journal segment, SQLite connections, pending work, exit hook) that must never be
+used there: the parent still owns those files. On its first use in a child the node opens
+fresh parts of the child's own (a new journal segment, cache connection, backend, lease and
+exit hook) and keeps the inherited ones untouched and referenced (never closed: closing a
+copy would flush or unlink what the parent owns). The exit hook does nothing in a child.
 """
 
 from __future__ import annotations
@@ -60,29 +65,67 @@ class Node:
     ) -> None:
         s = self.settings = settings
         self.space = KeySpace(s.prefix, s.organization_id)
-        self.owner = os.getpid()
         self._report = report
         self._backend = backend
         self._opened_backend = False  # an injected backend is the caller's to close
+        self.closed = False
+        self._inherited: list[object] = []  # a forked child's copies of the parent's parts
+        where = s.endpoint_url if s.endpoint_url != "local" else f"local:{s.server_dir}"
+        self._namespace = (
+            "memory" if backend is not None else where,
+            s.bucket,
+            s.prefix,
+            s.organization_id,
+        )
+        self._open_here()
+
+    def _open_here(self) -> None:
+        """Open the node-local state and the background work of the current process."""
+        s = self.settings
+        self.owner = os.getpid()
         self._parts: Parts | None = None
         self._parts_lock = threading.Lock()
-        self.closed = False
-        where = s.endpoint_url if s.endpoint_url != "local" else f"local:{s.server_dir}"
-        self.local: LocalState = open_local_state(
+        self._local = open_local_state(
             s.cache_dir,
             s.local_root / s.organization_id,
-            ("memory" if backend is not None else where, s.bucket, s.prefix, s.organization_id),
+            self._namespace,
             cache_size_limit=s.cache_size_limit,
             journal_fsync=s.journal_fsync,
         )
         self._flusher = self._start_flusher()
         self._exit_hook = _exit_hook(self)
         _register_exit(self._exit_hook)
+        _watch_forks()
+
+    def _here(self) -> None:
+        """In a forked child, switch to parts of the child's own (see the module's notes)."""
+        if self.owner == os.getpid():
+            return
+        with _child_lock():
+            if self.owner == os.getpid() or self.closed:
+                return
+            log.info(
+                "Object Store opened in process %d is used in forked process %d: the child "
+                "gets its own journal, cache connection and lease (the parent's stay its own)",
+                self.owner,
+                os.getpid(),
+            )
+            self._inherited.append((self._local, self._parts, self._flusher, self._backend))
+            if self._opened_backend:
+                # The parent's HTTP connections are shared sockets: never used here.
+                self._backend, self._opened_backend = None, False
+            self._open_here()
+
+    @property
+    def local(self) -> LocalState:
+        """This process's node-local state (cache, journal, local files)."""
+        self._here()
+        return self._local
 
     def _start_flusher(self) -> Flusher | None:
         """Replay at once what a dead process on this node accepted but did not upload;
         in write-behind mode, flush every interval."""
-        adopted, damaged = self.local.journal.adopt_orphans()
+        adopted, damaged = self._local.journal.adopt_orphans()
         if damaged:
             self._report(
                 ObjectStoreError(
@@ -110,6 +153,7 @@ class Node:
 
     def connection(self) -> Backend:
         """The backend on the configured bucket (the embedded server starts if it is used)."""
+        self._here()
         if self._backend is None:
             from .connect import open_backend
 
@@ -119,6 +163,7 @@ class Node:
 
     @property
     def parts(self) -> Parts:
+        self._here()
         parts = self._parts
         if parts is not None:
             return parts
@@ -181,29 +226,31 @@ class Node:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, *, settle: bool = True) -> None:
         """Upload pending work and changed local files, and settle usage (see the store)."""
+        self._here()
         idle = not self.local.journal and not self.local.states.registered_keys()
         if self._parts is None and idle:
             return
-        self.parts.writer.flush()
+        self.parts.writer.flush(settle=settle)
 
     def close(self) -> None:
         """Flush, then close every part: the flusher, the quota's lease, the node-local
         state, and the backend if this node opened it (the writer holds nothing open: its
         uploads run in pools that end with each flush). Local files stay."""
+        self._here()  # in a forked child: closes the child's own parts, never the parent's
         if self.closed:
             return
         if self._flusher is not None:
             self._flusher.stop()
         try:
             try:
-                self.flush()
+                self.flush(settle=False)  # settled below, where a failure only logs
             finally:
                 # Settle what was done even if some of it could not be: the lease stays
                 # only for what is still pending (kept for a replay).
                 if self._parts is not None:
-                    self._parts.quota.settle(release=True)
+                    self._release(self._parts.quota)
         finally:
             self.closed = True
             atexit.unregister(self._exit_hook)
@@ -213,9 +260,19 @@ class Node:
                 if self._opened_backend and self._backend is not None:
                     self._backend.close()
 
+    @staticmethod
+    def _release(quota: Quota) -> None:
+        """Settle usage and release the lease. A failure is logged, not raised: the lease
+        expires by itself, and a script's clean end must not become a traceback."""
+        try:
+            quota.settle(release=True)
+        except ObjectStoreError as exc:
+            log.warning("Object Store could not release its quota lease (it expires): %s", exc)
+
     def abandon(self) -> None:
         """Let go of everything without flushing or settling, as a killed process would:
         the journal stays on disk for the next store on the node, the lease in the ledger."""
+        self._here()
         if self._flusher is not None:
             self._flusher.stop()
         self.closed = True
@@ -224,6 +281,7 @@ class Node:
 
     def wait_for_replay(self) -> None:
         """Block until a replay of a dead process's journal has run (write-through)."""
+        self._here()
         if self._flusher is not None and self.settings.persistence_interval_seconds <= 0:
             self._flusher.join()
 
@@ -264,6 +322,28 @@ def _exit_hook(node: Node) -> Callable[[], None]:
             log.error("Object Store could not flush at exit; the journal keeps it: %s", exc)
 
     return hook
+
+
+_switch = threading.Lock()  # one thread of a child switches a node to the child's parts
+_watching = False
+
+
+def _child_lock() -> threading.Lock:
+    return _switch
+
+
+def _watch_forks() -> None:
+    """Give a forked child a fresh switch lock: a parent thread may hold it at the fork."""
+    global _watching
+    if _watching:
+        return
+    _watching = True
+
+    def renew() -> None:
+        global _switch
+        _switch = threading.Lock()
+
+    os.register_at_fork(after_in_child=renew)
 
 
 def _register_exit(hook: Callable[[], None]) -> None:

@@ -194,13 +194,15 @@ class Writer:
 
     # -- flushing --------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Upload pending work and changed local files, then settle usage. Raises if the
-        bucket cannot be written (the work stays pending)."""
+    def flush(self, *, settle: bool = True) -> None:
+        """Upload pending work and changed local files, then settle usage (unless the
+        caller settles itself). Raises if the bucket cannot be written (the work stays
+        pending)."""
         with self._flush_lock:
             self.upload_pending()
             self.sync_files()
-            self.quota.settle()
+            if settle:
+                self.quota.settle()
 
     def sync_files(self, settle_interval: float | None = None) -> None:
         """Automatic sync of changed local files. With `settle_interval` (the timer), only

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from objectstore_s3 import ObjectStore, ObjectStoreSettings
+from objectstore_s3 import ObjectStore, ObjectStoreSettings, StorageUnavailableError
+from objectstore_s3.quota import LEDGER
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 
 
@@ -85,3 +86,52 @@ def test_a_forked_childs_exit_leaves_the_parents_pending_work(tmp_path: Path) ->
     assert store._node.local.journal.get("k") is not None  # still pending in the parent
     store.close()
     assert MemoryBackend(bucket).scoped(store._node.space.root).get("k").body == b"pending"
+
+
+def _ledger_down(bucket: MemoryBucket) -> None:
+    """From now on, every request on the quota ledger fails as an unreachable server."""
+
+    def hook(operation: str, key: str) -> None:
+        if key.endswith(LEDGER):
+            raise StorageUnavailableError("the server went away")
+
+    bucket.hooks.append(hook)
+
+
+def test_close_logs_a_failed_lease_release_instead_of_raising(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 18, break 9: a server gone at the end of a write-through script must not
+    # turn its clean exit into a traceback; the lease expires by itself.
+    bucket = MemoryBucket()
+    store = ObjectStore(settings_in(tmp_path), backend=MemoryBackend(bucket))
+    store.save("k", "v")
+    _ledger_down(bucket)
+    store.close()
+    assert store._node.closed
+    assert "could not release its quota lease" in caplog.text
+
+
+def test_a_failed_close_never_replaces_the_exception_that_ended_the_block(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 18, break 9: the caller sees the exception that ended the `with` block, even
+    # when the flush at close fails too (write-behind work that cannot be uploaded).
+    bucket = MemoryBucket()
+    backend = MemoryBackend(bucket)
+    store = ObjectStore(settings_in(tmp_path, persistence_interval_seconds=3600), backend=backend)
+    with pytest.raises(ZeroDivisionError):
+        _fail_inside(store, bucket)
+    assert "could not close cleanly" in caplog.text
+    assert [path for path in (tmp_path / "cache" / "journal").rglob("*") if path.is_file()]
+
+
+def _fail_inside(store: ObjectStore, bucket: MemoryBucket) -> None:
+    with store:
+        store.save("k", "pending")
+        bucket.hooks.append(_unreachable)
+        raise ZeroDivisionError
+
+
+def _unreachable(operation: str, key: str) -> None:
+    raise StorageUnavailableError("the server went away")
