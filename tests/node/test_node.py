@@ -4,6 +4,7 @@ process that opened it (a forked child's exit leaves the parent's work alone).""
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,18 @@ def _fail_inside(store: ObjectStore, bucket: MemoryBucket) -> None:
 
 def _unreachable(operation: str, key: str) -> None:
     raise StorageUnavailableError("the server went away")
+
+
+@pytest.mark.seaweedfs
+def test_close_releases_the_http_connections_it_opened(
+    stores: Callable[..., ObjectStore],
+) -> None:
+    # Issue 18, break 9: the store closes every part it opened, the client's connection
+    # pool included (a process that opens and closes stores must not accumulate sockets).
+    store = stores()
+    store.save("k", b"v")
+    connection = store._node.connection()
+    manager = connection._c.client._endpoint.http_session._manager  # type: ignore[attr-defined]
+    assert len(manager.pools) > 0
+    store.close()
+    assert len(manager.pools) == 0

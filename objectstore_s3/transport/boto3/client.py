@@ -137,6 +137,12 @@ class S3Connection(RemoteConnection):
             yield page
             marker = next_page(page)
 
+    def close(self) -> None:
+        """Release the transfer threads and the client's HTTP connections (botocore opens
+        new ones if the connection is used again)."""
+        super().close()
+        self.client.close()
+
     def create_bucket(self) -> None:
         """Create the bucket unless it exists (already ours, or anyone's)."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
