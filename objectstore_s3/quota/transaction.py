@@ -90,7 +90,7 @@ class Quota:
         what the block reports with `spend.effect()`. Nothing reported, or the store's own
         error (an ObjectStoreError: the write was refused, or resolved and reported), gives
         the reservation back (a held one stays held). Any other exception, BaseException
-        included, is a lost answer: see `_interrupted`."""
+        included, is a lost answer (`_interrupted`)."""
         spend = Spend()
         if self.enforcement == "off":
             yield spend
@@ -102,7 +102,7 @@ class Quota:
         try:
             yield spend
         except BaseException as exc:
-            self._interrupted(spend, exc, need_files, need_bytes)
+            _interrupted(spend, exc, need_files, need_bytes)
             raise
         finally:
             # What the block reported counts even if it then raised (a write whose answer
@@ -111,15 +111,6 @@ class Quota:
                 self._commit(spend, need_files, need_bytes, seen)
             else:
                 self._give_back(need_files, need_bytes, held)
-
-    @staticmethod
-    def _interrupted(spend: Spend, exc: BaseException, files: int, size: int) -> None:
-        """A block ended, unreported, by something other than the store's own error: a
-        KeyboardInterrupt, a SystemExit, a signal handler's exception, a bug. The request
-        may have been sent and may land (or have landed): a lost answer, whose increase
-        counts as a maybe until its horizon and is never given back."""
-        if not spend.done and not isinstance(exc, ObjectStoreError):
-            spend.unanswered(files, size)
 
     def _commit(self, spend: Spend, need_files: int, need_bytes: int, seen: int) -> None:
         with self._book.lock:
@@ -300,3 +291,12 @@ class Quota:
                     state.expires = -1.0  # drop the lease from the ledger
 
             self._book.update(apply)
+
+
+def _interrupted(spend: Spend, exc: BaseException, files: int, size: int) -> None:
+    """A block ended, unreported, by something other than the store's own error: a
+    KeyboardInterrupt, a SystemExit, a signal handler's exception, a bug. The request may
+    have been sent and may land (or have landed): a lost answer, whose increase counts as
+    a maybe until its horizon and is never given back."""
+    if not spend.done and not isinstance(exc, ObjectStoreError):
+        spend.unanswered(files, size)
