@@ -8,14 +8,16 @@ did, whatever other nodes do meanwhile, and a write never clobbers what it did n
 
 Pending write-behind work also carries the server time it was accepted at: if the object
 changed since, the newer object wins and the pending write is dropped and reported (a
-node that crashed and replays later never overwrites what others wrote meanwhile).
+node that crashed and replays later never overwrites what others wrote meanwhile). A key
+deleted meanwhile is judged by the delete's tombstone (tombstones.py), which every delete
+made here leaves.
 An answer that never came is resolved with a HEAD before anything is counted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +30,9 @@ from objectstore_s3.errors import (
 from objectstore_s3.quota import Quota, Spend
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress, content_etag
 
-__all__ = ["Committer", "Superseded"]
+from .tombstones import HORIZON, Tombstones
+
+__all__ = ["Committer", "Pending", "Superseded"]
 
 log = logging.getLogger("objectstore_s3")
 
@@ -38,7 +42,8 @@ _OPTIMISTIC_BYTES = 1024 * 1024  # up to this, guess "absent" rather than HEAD f
 
 @dataclass(frozen=True)
 class Superseded:
-    """A pending write that lost to a newer object (written after it was accepted)."""
+    """A pending write that lost to a newer object, or to a delete (`current` None),
+    made after it was accepted."""
 
     key: str
     current: ObjectInfo | None
@@ -68,10 +73,14 @@ def written_after(info: ObjectInfo, accepted: tuple[float, float]) -> bool | Non
     return None
 
 
-def _newer_than(accepted: tuple[float, float]) -> Callable[[ObjectInfo | None], bool]:
-    """Pending work gives way to an object written after it was accepted, or maybe so.
-    (A key deleted meanwhile leaves no trace to compare: the pending save goes ahead.)"""
-    return lambda current: current is not None and written_after(current, accepted) is not False
+@dataclass(frozen=True)
+class Pending:
+    """What a pending write is judged by: when it was accepted (server-clock bounds), the
+    lease of the store that accepted it, and the tombstones its batch listed (or None)."""
+
+    accepted: tuple[float, float]
+    lease: str | None = None
+    recent: Mapping[str, ObjectInfo] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,9 +128,11 @@ class Committer:
         quota: Quota,
         *,
         conditional: Callable[[], tuple[bool, bool]],
+        records: Backend | None = None,
     ) -> None:
         self._backend = backend
         self._quota = quota
+        self.tombstones = Tombstones(records)  # in the records scope; None: none kept
         # (puts honour preconditions, deletes honour If-Match), probed on first use.
         self._conditional = conditional
 
@@ -131,18 +142,57 @@ class Committer:
         data: bytes,
         base: Base,
         *,
-        accepted: tuple[float, float] | None = None,
+        pending: Pending | None = None,
         held: str | None = None,
     ) -> ObjectInfo | Superseded:
-        """Write `data`; a `Superseded` if pending work lost to a newer object."""
+        """Write `data`; a `Superseded` if pending work lost to a newer object or delete."""
 
         expected = content_etag(data)  # once: the backend needs it too (lost answers)
 
         def send(condition: dict[str, str]) -> ObjectInfo:
             return self._backend.put(key, data, etag=expected, **condition)
 
-        yields = None if accepted is None else _newer_than(accepted)
+        if pending is not None and base.etag is None:
+            # A create: the key may have been created and deleted since it was accepted.
+            tombstone = self.tombstones.find(key, pending.recent)
+            if self._deleted_after(key, tombstone, pending, expected_object=False):
+                return Superseded(key, None)
+        yields = None if pending is None else self._newer_than(key, pending)
         return self._write(key, len(data), base, send, yields=yields, held=held, expected=expected)
+
+    def _newer_than(self, key: str, pending: Pending) -> Callable[[ObjectInfo | None], bool]:
+        """Pending work gives way to an object written after it was accepted, or maybe so;
+        and, where the object it expected is gone, to a delete made after it was."""
+
+        def yields(current: ObjectInfo | None) -> bool:
+            if current is not None:
+                return written_after(current, pending.accepted) is not False
+            tombstone = self.tombstones.find(key)
+            return self._deleted_after(key, tombstone, pending, expected_object=True)
+
+        return yields
+
+    def _deleted_after(
+        self, key: str, tombstone: ObjectInfo | None, pending: Pending, *, expected_object: bool
+    ) -> bool:
+        """Whether the key's last delete came after the pending write was accepted. When
+        the write expected an object, a delete within the clock's resolution counts (as a
+        newer object would); a create gives way only to a delete surely after it."""
+        if tombstone is None:
+            if expected_object:
+                now = self._backend.server_time()
+                old = now is not None and pending.accepted[1] < now[0] - HORIZON
+                log.warning(
+                    "A pending save of '%s' expected an object that is gone, and no record "
+                    "of its delete %s: the save is applied",
+                    key,
+                    "remains (older than the replay horizon)" if old else "was found",
+                )
+            return False
+        if Tombstones.by(key, tombstone, pending.lease):
+            return False
+        after = written_after(tombstone, pending.accepted)
+        return after is not False if expected_object else after is True
 
     def put_file(
         self,
@@ -262,7 +312,16 @@ class Committer:
     def delete(
         self, key: str, base: Base, *, accepted: tuple[float, float] | None = None
     ) -> bool | Superseded:
-        """Delete the object `base` describes; False if it was already gone."""
+        """Delete the object `base` describes; False if it was already gone. A delete
+        made leaves its tombstone (see tombstones.py)."""
+        outcome = self._delete(key, base, accepted)
+        if outcome is True:
+            self.tombstones.write(key, self._quota.lease_id)
+        return outcome
+
+    def _delete(
+        self, key: str, base: Base, accepted: tuple[float, float] | None
+    ) -> bool | Superseded:
         _, conditional_delete = self._conditional()
         for _ in range(_ROUNDS):
             if base.known and base.etag is None:

@@ -198,7 +198,10 @@ class Node:
             is_key=space.is_key,
         )
         committer = Committer(
-            objects, quota, conditional=lambda: conditional_writes(records, s.quota_enforcement)
+            objects,
+            quota,
+            conditional=lambda: conditional_writes(records, s.quota_enforcement),
+            records=records,
         )
         mode = WriteBehind if s.persistence_interval_seconds > 0 else WriteThrough
         writer = mode(
@@ -212,6 +215,7 @@ class Node:
         parts = self.parts
         used = parts.quota.reconcile()
         now = parts.objects.server_time()
+        parts.writer.committer.tombstones.prune(now[0] if now else time.time())
         cutoff = (now[0] if now else time.time()) - abort_uploads_older_than
         stale = list(parts.objects.stale_uploads(cutoff))
         for upload in stale:

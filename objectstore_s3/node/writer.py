@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -28,13 +28,14 @@ from objectstore_s3.errors import (
     StorageLimitExceededError,
     SupersededWriteError,
 )
+from objectstore_s3.local.cache import NodeCache
 from objectstore_s3.local.filestate import FileStates
 from objectstore_s3.local.segments import PendingEntry
 from objectstore_s3.local.state import LocalState
 from objectstore_s3.quota import Quota
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress
 
-from .commit import Committer, Superseded
+from .commit import Committer, Pending, Superseded
 from .keylocks import KeyLocks
 from .view import NodeView
 
@@ -124,7 +125,7 @@ class Writer:
                 raise
             if isinstance(result, Superseded):
                 raise self.files.conflict(key, path)
-            with self.accepting(key), self._invalidating(key):
+            with self.accepting(key), _invalidating(self.cache, key):
                 self.cache.invalidate(key)
                 if own:
                     self.states.record(key, result.etag, before)
@@ -168,19 +169,9 @@ class Writer:
                 self.cache.invalidate(key)
                 raise
             assert isinstance(result, ObjectInfo)
-            with self.accepting(key), self._invalidating(key):
+            with self.accepting(key), _invalidating(self.cache, key):
                 self._after_put(key, data, result, accepted=False)
                 self._supersede_pending(key)
-
-    @contextmanager
-    def _invalidating(self, key: str) -> Iterator[None]:
-        """Updates after the bucket answered: if anything (an interrupt included) ends
-        them early, the key's cache entry goes, so it never claims an older value."""
-        try:
-            yield
-        except BaseException:
-            self.cache.invalidate(key)
-            raise
 
     def _require_existing(self, key: str) -> Base:
         exists, base = self.view.presence(key)
@@ -229,23 +220,26 @@ class Writer:
                 return
             if self.backend.server_time() is None:
                 self.backend.head(".objectstore-clock")  # any answer tells the server's time
+            # Pending creates are judged against recent deletes: one listing for the batch.
+            creates = any(entry.op == "put" and entry.base.etag is None for entry in entries)
+            recent = self.committer.tombstones.recent() if creates else None
             if len(entries) == 1:
-                self._upload(entries[0])
+                self._upload(entries[0], recent)
                 return
             workers = min(self.concurrency, len(entries))
             with ThreadPoolExecutor(workers, thread_name_prefix="objectstore-upload") as pool:
-                futures = [pool.submit(self._upload, entry) for entry in entries]
+                futures = [pool.submit(self._upload, entry, recent) for entry in entries]
             errors = [error for future in futures if (error := future.exception())]
             if errors:
                 raise errors[0]
 
-    def _upload(self, entry: PendingEntry) -> None:
+    def _upload(self, entry: PendingEntry, recent: Mapping[str, ObjectInfo] | None) -> None:
         key = entry.key
         with self.locked(key):
             if self.journal.get(key) is not entry:
                 return  # replaced meanwhile: the newer entry is uploaded instead
             try:
-                self._commit_entry(entry)
+                self._commit_entry(entry, recent)
             except BaseException:
                 with self.accepting(key):
                     # Interrupted after the upload landed, the cache may not have caught up.
@@ -254,7 +248,7 @@ class Writer:
                         self.quota.release(entry.token)
                 raise
 
-    def _commit_entry(self, entry: PendingEntry) -> None:
+    def _commit_entry(self, entry: PendingEntry, recent: Mapping[str, ObjectInfo] | None) -> None:
         key = entry.key
         accepted = accepted_window(entry, self.backend.server_time())
         if entry.op == "delete":
@@ -270,7 +264,8 @@ class Writer:
         if data is None:
             return  # uploaded and released by a concurrent flush
         try:
-            result = self.committer.put(key, data, entry.base, accepted=accepted, held=entry.token)
+            pending = Pending(accepted, entry.lease, recent)
+            result = self.committer.put(key, data, entry.base, pending=pending, held=entry.token)
         except StorageLimitExceededError as exc:
             # Only an entry whose reservation was lost (a dead process's) can lack room.
             with self.accepting(key):
@@ -292,16 +287,38 @@ class Writer:
         if not self.journal.complete(entry, "dropped", None):
             return  # a newer save replaced it meanwhile: nothing is lost
         self.cache.invalidate(entry.key)
-        what = "save" if entry.op == "put" else "delete"
+        self.report(_dropped(entry, superseded, why))
+
+
+def _dropped(
+    entry: PendingEntry, superseded: Superseded | None, why: Exception | None
+) -> SupersededWriteError:
+    """What a pending write that was not applied is reported as."""
+    what = "save" if entry.op == "put" else "delete"
+    if why is not None:
+        reason = str(why)
+    elif superseded is not None and superseded.current is None:
         reason = (
-            str(why)
-            if why is not None
-            else "the object was written by another writer after this node accepted it, "
+            "the key was deleted by another writer after this node accepted the save, "
+            "so it stays deleted"
+        )
+    else:
+        reason = (
+            "the object was written by another writer after this node accepted it, "
             "so the newer object was kept"
         )
-        self.report(
-            SupersededWriteError(f"A pending {what} of '{entry.key}' was not applied: {reason}.")
-        )
+    return SupersededWriteError(f"A pending {what} of '{entry.key}' was not applied: {reason}.")
+
+
+@contextmanager
+def _invalidating(cache: NodeCache, key: str) -> Iterator[None]:
+    """Updates after the bucket answered: if anything (an interrupt included) ends them
+    early, the key's cache entry goes, so it never claims an older value."""
+    try:
+        yield
+    except BaseException:
+        cache.invalidate(key)
+        raise
 
 
 def accepted_window(entry: PendingEntry, now: tuple[float, float] | None) -> tuple[float, float]:

@@ -2,7 +2,8 @@
 dict and the rules across nodes (each node's own state is in node.py).
 
 Its rules restate the SPEC, not the code: last accepted write wins per key; a pending
-write gives way to an object another node wrote after it was accepted; a cached key is
+write gives way to an object another node wrote after it was accepted, and to a delete
+another node made after it was accepted (a replay never recreates such a key); a cached key is
 seen as it was cached until `clear()`; a local file written since its last sync is the
 newest thing a node has for its key; automatic syncs never overwrite an object that
 changed since the file's last sync. Values are unique, so "version" and "value" are one.
@@ -29,6 +30,7 @@ class Model:
 
     def __init__(self, modes: tuple[str, str], strict: bool = True) -> None:
         self.bucket: dict[str, Obj] = {}
+        self.deleted: dict[str, float] = {}  # when the store last deleted each key
         self.nodes = [Node(mode) for mode in modes]
         self.now = 0.0
         self.strict = strict
@@ -86,6 +88,11 @@ class Model:
     def _write(self, key: str, value: bytes) -> None:
         self.bucket[key] = Obj(value, self.now)
 
+    def _remove(self, key: str) -> None:
+        """A delete the store makes: only one that removed an object is remembered."""
+        if self.bucket.pop(key, None) is not None:
+            self.deleted[key] = self.now
+
     def _after_put(self, node: Node, key: str, value: bytes, accepted: bool) -> None:
         node.cache[key] = value
         if key in node.registered:
@@ -118,7 +125,7 @@ class Model:
         if not exists:
             raise Missing(key)
         if node.mode == "through":
-            self.bucket.pop(key, None)
+            self._remove(key)
         else:
             node.pending[key] = Pending("delete", None, self.now, base)
         node.cache.pop(key, None)
@@ -213,9 +220,16 @@ class Model:
         matches = (current is None and pending.base is None) or (
             current is not None and current.value == pending.base
         )
-        if not matches and current is not None:
+        # A key absent now was deleted after the save was accepted, if the store's last
+        # delete of it came later: the pending save gives way (a pending delete has nothing
+        # left to do either way).
+        deleted = self.deleted.get(key)
+        gone = current is None and pending.op == "put" and deleted is not None
+        if (not matches and current is not None) or gone:
+            when = current.written_at if current is not None else deleted
+            assert when is not None
             if self.strict or observe is None:
-                newer = current.written_at > pending.accepted_at
+                newer = when > pending.accepted_at
             else:
                 # Within the server's clock resolution either outcome is right; the store
                 # says which it took, and the bucket is checked against that at the end.
@@ -229,7 +243,7 @@ class Model:
             self._write(key, pending.value)
             self._after_put(node, key, pending.value, accepted=True)
         else:
-            self.bucket.pop(key, None)
+            self._remove(key)
             node.cache.pop(key, None)
 
     def clear(self, node: Node) -> None:
