@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from objectstore_s3 import ObjectStore, ObjectStoreError, ObjectStoreSettings, SupersededWriteError
+from objectstore_s3.node.tombstones import HORIZON
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 from tests.support.helpers import crash
 from tests.support.model.envs import FakeClock
@@ -184,3 +185,29 @@ def test_a_nodes_own_delete_never_stops_its_later_save(rig: Rig) -> None:
     a.flush()
     assert rig.node_b().read("k") == "v1"
     assert not rig.dropped("k")
+
+
+def test_reconcile_prunes_tombstones_past_the_replay_horizon(tmp_path: Path) -> None:
+    """Issue 18 break 8: deletes are remembered for the replay horizon (7 days), then
+    reconcile_usage() forgets them; a younger one stays."""
+    clock = FakeClock()
+    bucket = MemoryBucket(clock=clock)
+    settings = ObjectStoreSettings(
+        endpoint_url="http://127.0.0.1:9",
+        access_key_id="k",
+        secret_access_key="s",
+        organization_id="org-prune",
+        cache_dir=tmp_path / "cache",
+        local_root=tmp_path / "local",
+    )
+    with ObjectStore(settings, backend=MemoryBackend(bucket)) as store:
+        store.save("old", "v")
+        store.delete("old")
+        clock.now += HORIZON + 60
+        store.save("young", "v")
+        store.delete("young")
+        tombstones = store._node.parts.writer.committer.tombstones
+        assert len(tombstones.recent()) == 2
+        store.reconcile_usage()
+        (left,) = tombstones.recent().values()
+        assert left.last_modified == clock.now
