@@ -21,8 +21,10 @@ from .errors import LocalStorageError, UnsafeFolderError
 __all__ = [
     "atomic_write",
     "check_private",
+    "open_private",
     "pid_alive",
     "private_directory",
+    "read_private",
     "remove_stale_temporaries",
     "temporary_name",
     "write_private",
@@ -32,9 +34,17 @@ _TEMPORARY = re.compile(r"^\..+\.(\d+)\.(\d+)\.(?:part|tmp)$")
 
 
 def check_private(path: Path, what: str = "folder") -> os.stat_result:
-    """Refuse `path` unless it belongs to the current user and others cannot write to it."""
+    """Refuse `path` unless it belongs to the current user and others cannot write to it.
+    A symbolic link is followed only if it is the user's (or root's): another user's link
+    could be pointed elsewhere at any time."""
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode):
+        if info.st_uid not in (os.getuid(), 0):
+            raise UnsafeFolderError(
+                f"Refusing to use the {what} {path}: it is a symbolic link that belongs to "
+                f"uid {info.st_uid}, who could point it anywhere. Remove it, or point the "
+                "setting at a folder of your own."
+            )
         info = os.stat(path)
     uid = os.getuid()
     if info.st_uid != uid or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
@@ -47,9 +57,9 @@ def check_private(path: Path, what: str = "folder") -> os.stat_result:
     return info
 
 
-def private_directory(path: Path) -> None:
+def private_directory(path: Path, what: str = "folder") -> None:
     """Create `path` and missing parents owner-only (0700); an existing `path` must pass
-    `check_private` and is tightened to 0700 (it is ours)."""
+    `check_private` (the error calls it `what`) and is tightened to 0700 (it is ours)."""
     missing = []
     current = path
     while not current.exists():
@@ -60,7 +70,7 @@ def private_directory(path: Path) -> None:
             with contextlib.suppress(FileExistsError):  # another process made it meanwhile
                 folder.mkdir(mode=0o700)
                 os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-        info = check_private(path)
+        info = check_private(path, what)
         if stat.S_IMODE(info.st_mode) != 0o700:
             os.chmod(path, 0o700)
     except UnsafeFolderError:
@@ -74,10 +84,15 @@ def temporary_name(path: Path, suffix: str = "tmp") -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{suffix}")
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path`, creating it owner-only (0600), whole or not at all."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write `data` to `path`, creating it owner-only (0600). `exclusive` refuses anything
+    already at `path`, a symbolic link included (O_EXCL never follows one); otherwise a
+    file the caller named (a symbolic link of theirs too) is overwritten."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL | os.O_NOFOLLOW if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
     try:
+        if exclusive:
+            os.fchmod(fd, 0o600)  # the umask could have left less; never more
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
@@ -86,15 +101,69 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary sibling and a rename (owner-only)."""
+    """Write `data` to `path` through a new temporary sibling and a rename (owner-only):
+    a symbolic link at `path` is replaced, never followed."""
     temporary = temporary_name(path)
     try:
-        write_private(temporary, data)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)  # a leftover of a dead process that had our PID
+        write_private(temporary, data, exclusive=True)
         os.replace(temporary, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise LocalStorageError(f"Cannot write {path}: {exc.strerror}") from exc
+
+
+def read_private(path: Path, what: str) -> bytes | None:
+    """The content of the regular file `path`, None if there is none. A symbolic link, or a
+    file someone else owns or may write, is refused (`UnsafeFolderError`): it could have
+    been planted there, and what it says would be trusted."""
+    try:
+        fd = open_private(path, what, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        return file.read()
+
+
+def open_private(path: Path, what: str, flags: int) -> int:
+    """`os.open` of the file `path` (created 0600 with O_CREAT in `flags`), never through a
+    symbolic link; an existing file must be a regular one, the user's, that others may not
+    write (`UnsafeFolderError` otherwise), and is made owner-only. FileNotFoundError passes
+    through."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if not path.is_symlink():
+            raise LocalStorageError(f"Cannot open the {what} {path}: {exc.strerror}") from exc
+        problem: str | None = "it is a symbolic link"
+    else:
+        info = os.fstat(fd)
+        problem = _unsafe_file(info)
+        if problem is None:
+            if info.st_mode & 0o077:
+                os.fchmod(fd, 0o600)  # ours: others need not read it either (older files)
+            return fd
+        os.close(fd)
+    raise UnsafeFolderError(
+        f"Refusing to use the {what} {path}: {problem}, so another local user could have "
+        "put it there. Delete it if you did not (it is written again when needed), or point "
+        "the setting at a folder of your own."
+    )
+
+
+def _unsafe_file(info: os.stat_result) -> str | None:
+    """Why a file with this `fstat` cannot be trusted, or None."""
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file"
+    if info.st_uid != os.getuid():
+        return f"it belongs to uid {info.st_uid}"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"others may write to it (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
 
 
 def remove_stale_temporaries(folder: Path) -> int:

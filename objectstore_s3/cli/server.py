@@ -83,9 +83,9 @@ def server_start(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def server_stop(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Stop the embedded server (see the help text above)."""
     settings = settings_from(ctx.obj.overrides)
-    before = local_server_status(settings)
     started = time.monotonic()
-    with reported(ctx.obj.debug):
+    with reported(ctx.obj.debug):  # an unsafe server_dir is one line that names it
+        before = local_server_status(settings)
         stopped = stop_local_server(settings, report=None if as_json else note)
     seconds = round(time.monotonic() - started, 2)
     if as_json:
@@ -99,7 +99,8 @@ def server_stop(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def server_status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Whether the embedded server runs: PID, port and data folder."""
     settings = settings_from(ctx.obj.overrides)
-    state = local_server_status(settings)
+    with reported(ctx.obj.debug):
+        state = local_server_status(settings)
     if as_json:
         print(json.dumps(_server_fields(settings, state)))
     else:

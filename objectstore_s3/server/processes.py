@@ -1,6 +1,6 @@
 """Process and port helpers for the local servers: free loopback ports, starting a server
 and waiting until it answers (`launch`), liveness and stopping by PID (never by name),
-and readiness probes of a SeaweedFS server."""
+and a SeaweedFS server's command line and readiness probes."""
 
 from __future__ import annotations
 
@@ -17,16 +17,31 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from objectstore_s3.errors import StorageUnavailableError
-from objectstore_s3.fs import pid_alive
+from objectstore_s3.fs import open_private, pid_alive
 
 __all__ = [
+    "WEED_PORT_FLAGS",
     "free_ports",
     "launch",
     "pid_alive",
     "s3_answers",
     "stop_pid",
     "volume_server_registered",
+    "weed_server_args",
 ]
+
+# Every port `weed server` opens, each pinned to a free loopback port.
+WEED_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "metricsPort",
+)
 
 
 def free_ports(count: int) -> list[int]:
@@ -57,8 +72,12 @@ def launch(
     """Start `argv` in a session of its own, its output appended to `log_path`, and wait
     until `ready()` says it answers. If it exits first, or has not answered after
     `timeout` seconds (it is then stopped by PID, SIGKILL after `grace`), the
-    `StorageUnavailableError` names `name` and the log to read."""
-    with log_path.open("ab") as log:
+    `StorageUnavailableError` names `name` and the log to read. The log is the user's
+    own (`fs.open_private`)."""
+    # Owner-only, and never through a symbolic link: a log planted as a link to one of the
+    # user's files would make the server append to that file.
+    log_fd = open_private(log_path, "server log", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(log_fd, "ab") as log:
         process = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -116,3 +135,27 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + 5
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def weed_server_args(data_dir: Path, config: Path, ports: list[int]) -> list[str]:
+    """`weed server`'s arguments: every service on loopback, on the given ports."""
+    return [
+        "server",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-dir={data_dir}",
+        "-filer",
+        "-s3",
+        f"-s3.config={config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-volume.max=200",
+        # One volume server: no peer to hand clients to before it stops.
+        "-volume.preStopSeconds=0",
+        "-master.volumeSizeLimitMB=512",
+        "-master.telemetry=false",
+        "-iam=false",
+        "-webdav=false",
+        # Behave like AWS and MinIO: a PUT into a missing bucket is NoSuchBucket.
+        "-s3.autoCreateBucket=false",
+    ] + [f"-{flag}={port}" for flag, port in zip(WEED_PORT_FLAGS, ports, strict=True)]

