@@ -26,6 +26,13 @@ Transport = Literal["boto3", "obstore"]
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 MiB = 1024 * 1024
+GiB = 1024 * MiB
+# Upper bounds where infinity makes no sense: no user means a timeout or a write-behind
+# interval of more than a day, and an infinite one is a request that never ends (or a
+# save "maybe applied" that was never sent). S3 takes at most 5 GiB in one PUT or part.
+DAY_SECONDS = 86400.0
+YEAR_SECONDS = 365 * DAY_SECONDS
+MAX_PART_BYTES = 5 * GiB
 
 
 class StoragePermissions(BaseModel):
@@ -99,7 +106,7 @@ class ObjectStoreSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     cache_size_limit: int = Field(1024 * MiB, ge=0)
     cache_revalidate: bool = False
-    cache_max_age_seconds: float | None = Field(None, ge=0)
+    cache_max_age_seconds: float | None = Field(None, ge=0, le=YEAR_SECONDS, allow_inf_nan=False)
     local_root: Path = Field(default_factory=_default_local_root)
     # The embedded server's data and state (endpoint_url=local), shared by every store.
     server_dir: Path = Field(default_factory=_default_server_dir)
@@ -110,7 +117,7 @@ class ObjectStoreSettings(BaseSettings):
     permissions: StoragePermissions = Field(default_factory=StoragePermissions)
 
     # Behaviour.
-    persistence_interval_seconds: float = Field(0.0, ge=0)
+    persistence_interval_seconds: float = Field(0.0, ge=0, le=DAY_SECONDS, allow_inf_nan=False)
     # The journal survives a killed process without fsync (the OS keeps the written pages);
     # fsync also survives a power loss or an OS crash, at about a disk flush per save.
     journal_fsync: bool = False
@@ -122,13 +129,13 @@ class ObjectStoreSettings(BaseSettings):
     # Network: bounded so that an unreachable endpoint fails in seconds.
     # boto3 (default) or obstore (the `fast` extra: Rust HTTP, ~2x less time per request).
     transport: Transport = "boto3"
-    connect_timeout_seconds: float = Field(3.0, gt=0)
-    read_timeout_seconds: float = Field(30.0, gt=0)
+    connect_timeout_seconds: float = Field(3.0, gt=0, le=DAY_SECONDS, allow_inf_nan=False)
+    read_timeout_seconds: float = Field(30.0, gt=0, le=DAY_SECONDS, allow_inf_nan=False)
     max_attempts: int = Field(3, ge=1, le=20)
 
     # Transfers (boto3's transfer manager) for get_file_path and large objects.
-    multipart_threshold_bytes: int = Field(16 * MiB, ge=5 * MiB)
-    multipart_chunksize_bytes: int = Field(16 * MiB, ge=5 * MiB)
+    multipart_threshold_bytes: int = Field(16 * MiB, ge=5 * MiB, le=MAX_PART_BYTES)
+    multipart_chunksize_bytes: int = Field(16 * MiB, ge=5 * MiB, le=MAX_PART_BYTES)
     max_concurrency: int = Field(8, ge=1, le=64)
     # Iteration and read_many fetch up to max_concurrency values at once and stop
     # fetching ahead while this many bytes wait for the caller.

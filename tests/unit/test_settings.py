@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from objectstore_s3 import ObjectStore, ObjectStoreSettings, StoragePermissions
+from objectstore_s3.settings import DAY_SECONDS, MAX_PART_BYTES, YEAR_SECONDS
 
 SECRET = "s3cr3t-VALUE-never-shown"
 
@@ -69,6 +70,47 @@ def test_invalid_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValidationError) as caught:
         ObjectStoreSettings(**{field: value})
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "connect_timeout_seconds",
+        "read_timeout_seconds",
+        "persistence_interval_seconds",
+        "cache_max_age_seconds",
+    ],
+)
+@pytest.mark.parametrize("value", [float("inf"), "inf", float("nan"), "NaN", 1e12])
+def test_settings_that_make_no_sense_infinite_are_bounded(field: str, value: object) -> None:
+    """Issue 18 break 9: read_timeout_seconds=inf was accepted, and every save then failed
+    as "may or may not have been applied" for a request never sent. Infinity, NaN and
+    values past the documented bound (a day; a year for the cache's max age) are refused
+    at construction, naming the field."""
+    with pytest.raises(ValidationError) as caught:
+        ObjectStoreSettings(**{field: value})
+    assert field in str(caught.value)
+    assert "finite number" in str(caught.value) or "less than or equal" in str(caught.value)
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    """Issue 18 break 9: the bounds are far beyond any real use, and themselves valid."""
+    settings = ObjectStoreSettings(
+        connect_timeout_seconds=DAY_SECONDS,
+        read_timeout_seconds=DAY_SECONDS,
+        persistence_interval_seconds=DAY_SECONDS,
+        cache_max_age_seconds=YEAR_SECONDS,
+        multipart_threshold_bytes=MAX_PART_BYTES,
+        multipart_chunksize_bytes=MAX_PART_BYTES,
+    )
+    assert settings.read_timeout_seconds == DAY_SECONDS
+
+
+@pytest.mark.parametrize("field", ["multipart_threshold_bytes", "multipart_chunksize_bytes"])
+def test_parts_larger_than_s3_takes_are_refused(field: str) -> None:
+    """Issue 18 break 9: S3 takes at most 5 GiB in one PUT or one part."""
+    with pytest.raises(ValidationError, match=field):
+        ObjectStoreSettings(**{field: MAX_PART_BYTES + 1})
 
 
 def test_credentials_go_together() -> None:
