@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 BytesLike = bytes | bytearray | memoryview
-MAX_DEPTH = 200  # typed XML reads nest at most this deep (and JSON as deep as Python can)
+MAX_DEPTH = 200  # XML reads, typed or not, nest at most this deep (JSON as deep as Python can)
 _TOO_DEEP = (
     "the {kind} nests too deeply to be read as a value; read it with read_bytes() and a "
     "streaming parser"
@@ -131,8 +131,10 @@ def _check_xml_name(name: str) -> None:
 
 def decode_xml(data: bytes, type_: Any = None) -> Any:
     """An Element, or with `type_` (e.g. `dict[str, int]`) the children as a typed value."""
+    parser = SafeET.DefusedXMLParser(target=_DepthLimitedBuilder(), forbid_dtd=True)
     try:
-        element = SafeET.fromstring(data, forbid_dtd=True)
+        parser.feed(data)
+        element = parser.close()
     except DefusedXmlException as exc:
         raise ObjectDecodeError(f"the XML was refused as unsafe ({exc!r})") from exc
     except ET.ParseError as exc:
@@ -145,15 +147,35 @@ def decode_xml(data: bytes, type_: Any = None) -> Any:
         raise ObjectDecodeError(f"the XML does not match {_type_name(type_)}: {exc}") from exc
 
 
-def _element_to_python(element: ET.Element, depth: int = 0) -> Any:
-    if depth > MAX_DEPTH:
-        raise ObjectDecodeError(_TOO_DEEP.format(kind="XML"))
+class _DepthLimitedBuilder(ET.TreeBuilder):
+    """A tree builder that stops at MAX_DEPTH: a deeper element is refused while parsing,
+    before a tree that recursive code (serializing, converting, copying) would choke on
+    is built, whether or not the read is typed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._depth = 0
+
+    def start(self, tag: str, attrs: dict[str, str], /) -> ET.Element:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise ObjectDecodeError(_TOO_DEEP.format(kind="XML"))
+        return super().start(tag, attrs)
+
+    def end(self, tag: str, /) -> ET.Element:
+        self._depth -= 1
+        return super().end(tag)
+
+
+def _element_to_python(element: ET.Element) -> Any:
+    """The element's children as nested dicts (text at the leaves); its depth is bounded
+    by the parser's (`_DepthLimitedBuilder`), so the recursion is too."""
     children = list(element)
     if not children:
         return element.text or ""
     values = {}
     for child in children:
-        values[child.tag] = _element_to_python(child, depth + 1)
+        values[child.tag] = _element_to_python(child)
     return values
 
 

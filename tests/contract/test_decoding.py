@@ -13,6 +13,7 @@ from objectstore_s3 import (
     ObjectStore,
     ObjectStoreError,
 )
+from objectstore_s3.codecs import MAX_DEPTH
 from tests.support.models import Insight
 
 
@@ -33,6 +34,21 @@ def test_values_nested_too_deep_are_decode_errors(
         read(store)  # type: ignore[operator]
     assert isinstance(caught.value, ObjectStoreError)
     assert not isinstance(caught.value.__cause__, RecursionError) or "deep" in str(caught.value)
+
+
+def test_untyped_xml_nested_too_deep_is_a_decode_error(store: ObjectStore) -> None:
+    """Issue 18 break 9: an untyped read_xml of a 100,000-deep document returned an element
+    (that serializing or copying then choked on); it is depth-limited like JSON, while a
+    document MAX_DEPTH deep still reads, and the stored bytes stay readable."""
+    deep = b"<a>" * 100_000 + b"</a>" * 100_000
+    store.save_bytes("deep", deep)
+    with pytest.raises(ObjectDecodeError, match="'deep'.*nests too deeply"):
+        store.read_xml("deep")
+    assert store.read_bytes("deep") == deep
+    store.save_bytes("deepest", b"<a>" * MAX_DEPTH + b"leaf" + b"</a>" * MAX_DEPTH)
+    element = store.read_xml("deepest")
+    assert element.tag == "a"
+    assert "".join(element.itertext()) == "leaf"
 
 
 @pytest.mark.parametrize("value", [1, 2.5, {"a": 1}, [1], object()])
