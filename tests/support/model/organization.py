@@ -228,12 +228,10 @@ class Model:
         if (not matches and current is not None) or gone:
             when = current.written_at if current is not None else deleted
             assert when is not None
-            if self.strict or observe is None:
-                newer = when > pending.accepted_at
-            else:
-                # Within the server's clock resolution either outcome is right; the store
-                # says which it took, and the bucket is checked against that at the end.
-                newer = observe(key)
+            # Within the server's clock resolution (not strict) either outcome is right; the
+            # store says which it took, and the bucket is checked against that at the end.
+            exact = self.strict or observe is None
+            newer = when > pending.accepted_at if exact or observe is None else observe(key)
             if newer:
                 node.dropped += 1
                 node.cache.pop(key, None)
