@@ -110,6 +110,12 @@ class LocalStorageError(ObjectStoreError, OSError):
     """Local disk trouble (a full disk, a short write): the operation did not happen."""
 
 
+NOT_TRANSFERABLE = (
+    "An ObjectStore cannot be sent to another process (pickled): open one in that process "
+    "with the same settings (ObjectStoreSettings can be sent)."
+)
+
+
 class StoreNotTransferableError(ObjectStoreError, TypeError):
     """A store sent to another process (pickled): a store belongs to the process that
     opened it; the other process opens its own with the same settings."""

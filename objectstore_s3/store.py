@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from .errors import (
+    NOT_TRANSFERABLE,
     KeyNotFoundError,
     ObjectStoreError,
     StorageLimitExceededError,
@@ -58,12 +59,8 @@ class ObjectStore(TypedValues):
         self._node = Node(self.settings, backend=backend, report=_weak_report(self))
 
     def __reduce__(self) -> tuple[object, ...]:
-        # A store's journal, cache connection and lease belong to this process; a
-        # spawned worker (or a pickled argument) must open its own.
-        raise StoreNotTransferableError(
-            "An ObjectStore cannot be sent to another process (pickled): open one in that "
-            "process with the same settings (ObjectStoreSettings can be sent)."
-        )
+        # Its journal, cache connection and lease belong to this process (see node.py).
+        raise StoreNotTransferableError(NOT_TRANSFERABLE)
 
     def __repr__(self) -> str:
         return (
@@ -258,14 +255,7 @@ class ObjectStore(TypedValues):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.close()
-            return
-        try:
-            self.close()
-        except ObjectStoreError as failed:
-            # The exception that ended the block is the one the caller must see.
-            log.error("Object Store could not close cleanly after an error: %s", failed)
+        self._node.close(quiet=exc is not None)  # never replaces the block's own error
 
     def create_bucket(self) -> None:
         """Create the configured bucket if it does not exist."""

@@ -238,10 +238,17 @@ class Node:
             return
         self.parts.writer.flush(settle=settle)
 
-    def close(self) -> None:
+    def close(self, *, quiet: bool = False) -> None:
         """Flush, then close every part: the flusher, the quota's lease, the node-local
         state, and the backend if this node opened it (the writer holds nothing open: its
-        uploads run in pools that end with each flush). Local files stay."""
+        uploads run in pools that end with each flush). Local files stay. `quiet` (a
+        `with` block ended by an exception): a failure is logged, not raised."""
+        if quiet:
+            try:
+                self.close()
+            except ObjectStoreError as failed:
+                log.error("Object Store could not close cleanly after an error: %s", failed)
+            return
         self._here()  # in a forked child: closes the child's own parts, never the parent's
         if self.closed:
             return

@@ -39,6 +39,7 @@ def test_all_is_pinned() -> None:
         "StoragePermissions",
         "StorageUnavailableError",
         "StorageUsage",
+        "StoreNotTransferableError",
         "SupersededWriteError",
         "UnsafeFolderError",
         "__version__",
