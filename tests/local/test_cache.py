@@ -1,15 +1,19 @@
 """The node-local cache: no request on a hit, the documented staleness, clear(),
-revalidation, namespacing, no pickles, owner-only, and damage that reads as a miss."""
+revalidation, namespacing, no pickles, owner-only, damage that reads as a miss, and (in one
+process, two views of one folder) failed updates that never leave a superseded entry valid."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import pickle
 import shutil
+import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest.mock import ANY
 
@@ -18,10 +22,12 @@ import pytest
 
 from objectstore_s3 import (
     KeyNotFoundError,
+    LocalStorageError,
     ObjectStore,
 )
 from objectstore_s3.local import cache as cache_module
 from objectstore_s3.local.cache import CacheEntry, NodeCache
+from objectstore_s3.local.cachedb import NEVER
 from tests.conftest import StoreFactory
 from tests.support.helpers import requests_of
 
@@ -145,7 +151,7 @@ def test_pickled_entry_is_refused_not_unpickled(store: ObjectStore) -> None:
     marker.unlink(missing_ok=True)
     with diskcache.Cache(str(store.settings.cache_dir / "cache")) as raw:
         # Pickled by diskcache's default Disk.
-        raw.set(store._node.local.cache._key("k"), _Explosive())
+        raw.set(store._node.local.cache._slot("k").entry, _Explosive())
         assert pickle.dumps(_Explosive())  # it really is a pickle payload
     assert store.read("k") == "real"
     assert not marker.exists()
@@ -155,8 +161,10 @@ def test_damaged_entry_is_a_miss(store: ObjectStore) -> None:
     store.save("k", "real")
     store._node.local.cache.close()
     with diskcache.Cache(str(store.settings.cache_dir / "cache")) as raw:
-        blob = raw.get(store._node.local.cache._key("k"))
-        raw.set(store._node.local.cache._key("k"), bytes(blob[:-1]) + b"X")  # flip the last byte
+        blob = raw.get(store._node.local.cache._slot("k").entry)
+        raw.set(
+            store._node.local.cache._slot("k").entry, bytes(blob[:-1]) + b"X"
+        )  # flip the last byte
     assert store.read("k") == "real"
 
 
@@ -275,7 +283,7 @@ def test_the_cache_stays_within_its_size_limit(tmp_path: Path) -> None:
     cache = NodeCache(tmp_path / "cache", "ns", limit)
     for index in range(200):
         cache.store(f"k{index}", bytes([index % 256]) * 32 * 1024, f"e{index}")
-    volume = cache._open().volume()
+    volume = cache._db.open().volume()
     assert volume <= limit * 1.1, volume
     newest = cache.get("k199")
     assert newest is not None
@@ -305,8 +313,8 @@ def test_a_generation_taken_before_eviction_never_matches_again(tmp_path: Path) 
     cache = NodeCache(tmp_path / "cache", "ns", 1 << 20)
     taken = cache.generation("k")  # a slow read takes it...
     cache.store("k", b"new", "e-new")  # ...a write replaces it...
-    with cache._lock:
-        cache._open().delete(cache._generation_key("k"))  # ...and eviction drops the row
+    with cache._db.lock:
+        cache._db.open().delete(cache._slot("k").generation)  # ...and eviction drops the row
     cache.fill("k", b"old", "e-old", taken)  # the slow read's fill comes back
     cache.settle()
     entry = cache.get("k")
@@ -379,3 +387,227 @@ def test_a_programming_error_in_the_cache_is_not_taken_for_damage(
     monkeypatch.undo()
     assert (store.settings.cache_dir / "cache" / "cache.db").exists()  # not wiped
     assert store.read("k") == "real"
+
+
+# -- failed updates: two views of one cache folder, as two processes of a node have ---------
+
+
+def _views(tmp_path: Path, lock_timeout: float = 5.0) -> tuple[NodeCache, NodeCache]:
+    """Two NodeCaches on one folder, each with its own database connection."""
+    folder = tmp_path / "cache"
+    return (
+        NodeCache(folder, "ns", 1 << 24, lock_timeout=lock_timeout),
+        NodeCache(folder, "ns", 1 << 24, lock_timeout=lock_timeout),
+    )
+
+
+@contextlib.contextmanager
+def _lock_held(tmp_path: Path) -> Iterator[None]:
+    """Another process holds the database's write lock."""
+    holder = sqlite3.connect(tmp_path / "cache" / "cache.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def _disk_full(*args: object, **kwargs: object) -> None:
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+def _body(cache: NodeCache, key: str) -> bytes | None:
+    entry = cache.get(key)
+    return None if entry is None else entry.body
+
+
+def _live_epochs(tmp_path: Path) -> list[Path]:
+    return [path for path in (tmp_path / "cache").glob("marks.*") if path.is_dir()]
+
+
+def test_a_full_disk_while_caching_leaves_the_key_uncached_in_one_shared_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 break 2: a failed cache write made its process start a database of its
+    own; the other kept reading the superseded value from the first."""
+    one, two = _views(tmp_path)
+    one.store("k", b"v1", "e1")
+    assert _body(two, "k") == b"v1"
+    database = (tmp_path / "cache" / "cache.db").stat().st_ino
+    full = one._db.open()
+    for write in ("set", "add", "delete"):  # even a delete finds no room
+        monkeypatch.setattr(full, write, _disk_full)
+    one.store("k", b"v2", "e2")  # the bucket took v2: caching it is optional
+    assert (_body(one, "k"), _body(two, "k"), two.meta("k")) == (None, None, None)
+    assert two.generation("k") == NEVER  # a read now fills nothing until the marker goes
+    monkeypatch.undo()  # the disk has room again
+    one.store("k", b"v3", "e3")  # resolves the marker: the entry only goes
+    one.store("k", b"v4", "e4")
+    assert _body(two, "k") == b"v4"
+    assert (tmp_path / "cache" / "cache.db").stat().st_ino == database  # never replaced
+    assert len(_live_epochs(tmp_path)) == 1
+    one.close()
+    two.close()
+
+
+def test_a_value_file_that_does_not_fit_only_deletes_the_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 break 2: ENOSPC writing a value file; deleting the row still fits."""
+    one, two = _views(tmp_path)
+    big = 300 * 1024  # past the size kept inside the database: a value file
+    one.store("big", b"1" * big, "e1")
+    assert _body(two, "big") == b"1" * big
+    disk = one._db.open().disk
+    keep = disk.store
+
+    def no_space(value: object, read: bool, key: object = diskcache.core.UNKNOWN) -> object:
+        if isinstance(value, bytes) and len(value) > big:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return keep(value, read, key)
+
+    monkeypatch.setattr(disk, "store", no_space)
+    one.store("big", b"2" * big, "e2")
+    assert _body(two, "big") is None
+    assert not list((tmp_path / "cache").glob("marks.*/*"))  # no marker was needed
+    monkeypatch.undo()
+    one.store("big", b"3" * big, "e3")
+    assert _body(two, "big") == b"3" * big
+    one.close()
+    two.close()
+
+
+def test_a_busy_cache_lock_leaves_no_written_key_usable_in_any_view(tmp_path: Path) -> None:
+    """Issue 18 break 3: past the lock timeout, the update after a save or delete was
+    skipped and the old entry stayed valid."""
+    one, two = _views(tmp_path, lock_timeout=0.2)
+    one.store("k", b"v1", "e1")
+    one.store("gone", b"g", "eg")
+    gate = threading.Event()
+    land = two._fills._land
+    two._fills._land = lambda key, fill: (gate.wait(10), land(key, fill))  # type: ignore[method-assign]
+    two.fill("held", b"old", "e-old", two.generation("held"))  # a read's fill, not landed yet
+    with _lock_held(tmp_path):
+        one.store("k", b"v2", "e2")  # waits 0.2 s, then marks the key stale
+        one.invalidate("gone")
+        one.invalidate("held")
+        for view in (one, two):
+            assert _body(view, "k") is None
+            assert view.meta("gone") is None
+            assert _body(view, "held") is None  # the pending fill is not served either
+            assert view.generation("k") == NEVER
+    gate.set()
+    two.settle()
+    # The lock is free: the next update of the key (this fill, behind a read) resolves
+    # its marker without caching; the read after that fills it.
+    for _ in range(2):
+        two.fill("k", b"v2", "e2", two.generation("k"))
+        two.settle()
+    assert _body(one, "k") == b"v2"
+    assert (one.meta("gone"), _body(one, "held")) == (None, None)
+    one.close()
+    two.close()
+
+
+def test_a_marker_made_while_an_update_resolves_the_key_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 break 3: resolving a marker must not remove a newer writer's marker."""
+    one, two = _views(tmp_path, lock_timeout=0.2)
+    one.store("k", b"v1", "e1")
+    with _lock_held(tmp_path):
+        one.invalidate("k")
+    marks = one._db._marks
+    listed = marks.seen
+
+    def a_newer_write_fails_meanwhile(epoch: int, name: str) -> list[str] | None:
+        seen = listed(epoch, name)
+        two._db._marks.mark(epoch, name)  # after the listing, before the commit
+        return seen
+
+    monkeypatch.setattr(marks, "seen", a_newer_write_fails_meanwhile)
+    one.store("k", b"v2", "e2")
+    monkeypatch.undo()
+    assert two.generation("k") == NEVER  # still marked: no fill may land yet
+    one.store("k", b"v3", "e3")  # resolves the newer marker
+    one.store("k", b"v4", "e4")
+    assert _body(two, "k") == b"v4"
+    one.close()
+    two.close()
+
+
+def test_a_damaged_database_moves_every_view_to_one_new_cache(tmp_path: Path) -> None:
+    """Issue 18 break 2: real damage is repaired for every process of the node."""
+    one, two = _views(tmp_path)
+    one.store("k", b"v1", "e1")
+    assert _body(two, "k") == b"v1"
+    folder = tmp_path / "cache"
+    with contextlib.closing(sqlite3.connect(folder / "cache.db")) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file
+    for name in ("cache.db", "cache.db-shm"):  # garbage over the open files, as a bad disk
+        with open(folder / name, "r+b") as damaged:
+            damaged.write(os.urandom((folder / name).stat().st_size))
+    one.store("k", b"v2", "e2")  # finds the damage: retires the database, removes it
+    assert _body(two, "k") is None  # left the retired database
+    one.store("new", b"n", "en")
+    assert _body(two, "new") == b"n"  # both on the same new database
+    two.store("k", b"v3", "e3")
+    assert _body(one, "k") == b"v3"
+    assert len(_live_epochs(tmp_path)) == 1
+    one.close()
+    two.close()
+
+
+def test_when_no_marker_can_be_made_every_view_leaves_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 break 2/3: a disk too full even for a marker retires the database (two
+    renames), so nothing it holds is served again; the next open starts a new one."""
+    one, two = _views(tmp_path, lock_timeout=0.2)
+    one.store("k", b"v1", "e1")
+    assert _body(two, "k") == b"v1"
+
+    def no_room(epoch: int, name: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(one._db._marks, "mark", no_room)
+    with _lock_held(tmp_path):
+        one.store("k", b"v2", "e2")
+        assert _body(two, "k") is None
+    monkeypatch.undo()
+    one.store("new", b"n", "en")
+    assert (_body(two, "new"), _body(two, "k")) == (b"n", None)
+    assert len(_live_epochs(tmp_path)) == 1
+    one.close()
+    two.close()
+
+
+def test_a_cache_that_cannot_even_be_set_aside_fails_the_update_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write says what happened and the way out, rather than leave v1 served."""
+    one, _ = _views(tmp_path, lock_timeout=0.1)
+    one.store("k", b"v1", "e1")
+
+    def broken(*args: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(one._db._marks, "mark", broken)
+    monkeypatch.setattr(one._db._marks, "retire", broken)
+    with _lock_held(tmp_path), pytest.raises(LocalStorageError, match="remove that folder"):
+        one.store("k", b"v2", "e2")
+
+
+def test_clear_under_a_busy_lock_waits_once_and_leaves_no_entry_usable(tmp_path: Path) -> None:
+    """Issue 18 break 3: clear() marks every key; it waits for the lock only once."""
+    one, two = _views(tmp_path, lock_timeout=0.5)
+    for index in range(10):
+        one.store(f"k{index}", b"v", "e")
+    with _lock_held(tmp_path):
+        started = time.monotonic()
+        one.clear()
+        assert time.monotonic() - started < 2.5  # not 10 x 0.5 s
+        assert [_body(two, f"k{index}") for index in range(10)] == [None] * 10
+    one.close()
+    two.close()
