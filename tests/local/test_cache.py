@@ -392,13 +392,24 @@ def test_a_programming_error_in_the_cache_is_not_taken_for_damage(
 # -- failed updates: two views of one cache folder, as two processes of a node have ---------
 
 
-def _views(tmp_path: Path, lock_timeout: float = 5.0) -> tuple[NodeCache, NodeCache]:
-    """Two NodeCaches on one folder, each with its own database connection."""
-    folder = tmp_path / "cache"
-    return (
-        NodeCache(folder, "ns", 1 << 24, lock_timeout=lock_timeout),
-        NodeCache(folder, "ns", 1 << 24, lock_timeout=lock_timeout),
-    )
+Views = Callable[..., tuple[NodeCache, NodeCache]]
+
+
+@pytest.fixture
+def views(tmp_path: Path) -> Iterator[Views]:
+    """`views(lock_timeout=...)`: two NodeCaches on one folder, each with its own database
+    connection (closed at the end)."""
+    opened: list[NodeCache] = []
+
+    def open_two(lock_timeout: float = 5.0) -> tuple[NodeCache, NodeCache]:
+        folder = tmp_path / "cache"
+        pair = [NodeCache(folder, "ns", 1 << 24, lock_timeout=lock_timeout) for _ in range(2)]
+        opened.extend(pair)
+        return pair[0], pair[1]
+
+    yield open_two
+    for cache in opened:
+        cache.close()
 
 
 @contextlib.contextmanager
@@ -427,11 +438,11 @@ def _live_epochs(tmp_path: Path) -> list[Path]:
 
 
 def test_a_full_disk_while_caching_leaves_the_key_uncached_in_one_shared_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, views: Views, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 18 break 2: a failed cache write made its process start a database of its
     own; the other kept reading the superseded value from the first."""
-    one, two = _views(tmp_path)
+    one, two = views()
     one.store("k", b"v1", "e1")
     assert _body(two, "k") == b"v1"
     database = (tmp_path / "cache" / "cache.db").stat().st_ino
@@ -447,15 +458,13 @@ def test_a_full_disk_while_caching_leaves_the_key_uncached_in_one_shared_cache(
     assert _body(two, "k") == b"v4"
     assert (tmp_path / "cache" / "cache.db").stat().st_ino == database  # never replaced
     assert len(_live_epochs(tmp_path)) == 1
-    one.close()
-    two.close()
 
 
 def test_a_value_file_that_does_not_fit_only_deletes_the_entry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, views: Views, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 18 break 2: ENOSPC writing a value file; deleting the row still fits."""
-    one, two = _views(tmp_path)
+    one, two = views()
     big = 300 * 1024  # past the size kept inside the database: a value file
     one.store("big", b"1" * big, "e1")
     assert _body(two, "big") == b"1" * big
@@ -474,14 +483,14 @@ def test_a_value_file_that_does_not_fit_only_deletes_the_entry(
     monkeypatch.undo()
     one.store("big", b"3" * big, "e3")
     assert _body(two, "big") == b"3" * big
-    one.close()
-    two.close()
 
 
-def test_a_busy_cache_lock_leaves_no_written_key_usable_in_any_view(tmp_path: Path) -> None:
+def test_a_busy_cache_lock_leaves_no_written_key_usable_in_any_view(
+    tmp_path: Path, views: Views
+) -> None:
     """Issue 18 break 3: past the lock timeout, the update after a save or delete was
     skipped and the old entry stayed valid."""
-    one, two = _views(tmp_path, lock_timeout=0.2)
+    one, two = views(lock_timeout=0.2)
     one.store("k", b"v1", "e1")
     one.store("gone", b"g", "eg")
     gate = threading.Event()
@@ -506,15 +515,13 @@ def test_a_busy_cache_lock_leaves_no_written_key_usable_in_any_view(tmp_path: Pa
         two.settle()
     assert _body(one, "k") == b"v2"
     assert (one.meta("gone"), _body(one, "held")) == (None, None)
-    one.close()
-    two.close()
 
 
 def test_a_marker_made_while_an_update_resolves_the_key_stays(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, views: Views, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 18 break 3: resolving a marker must not remove a newer writer's marker."""
-    one, two = _views(tmp_path, lock_timeout=0.2)
+    one, two = views(lock_timeout=0.2)
     one.store("k", b"v1", "e1")
     with _lock_held(tmp_path):
         one.invalidate("k")
@@ -533,13 +540,11 @@ def test_a_marker_made_while_an_update_resolves_the_key_stays(
     one.store("k", b"v3", "e3")  # resolves the newer marker
     one.store("k", b"v4", "e4")
     assert _body(two, "k") == b"v4"
-    one.close()
-    two.close()
 
 
-def test_a_damaged_database_moves_every_view_to_one_new_cache(tmp_path: Path) -> None:
+def test_a_damaged_database_moves_every_view_to_one_new_cache(tmp_path: Path, views: Views) -> None:
     """Issue 18 break 2: real damage is repaired for every process of the node."""
-    one, two = _views(tmp_path)
+    one, two = views()
     one.store("k", b"v1", "e1")
     assert _body(two, "k") == b"v1"
     folder = tmp_path / "cache"
@@ -555,16 +560,14 @@ def test_a_damaged_database_moves_every_view_to_one_new_cache(tmp_path: Path) ->
     two.store("k", b"v3", "e3")
     assert _body(one, "k") == b"v3"
     assert len(_live_epochs(tmp_path)) == 1
-    one.close()
-    two.close()
 
 
 def test_when_no_marker_can_be_made_every_view_leaves_the_database(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, views: Views, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 18 break 2/3: a disk too full even for a marker retires the database (two
     renames), so nothing it holds is served again; the next open starts a new one."""
-    one, two = _views(tmp_path, lock_timeout=0.2)
+    one, two = views(lock_timeout=0.2)
     one.store("k", b"v1", "e1")
     assert _body(two, "k") == b"v1"
 
@@ -579,15 +582,13 @@ def test_when_no_marker_can_be_made_every_view_leaves_the_database(
     one.store("new", b"n", "en")
     assert (_body(two, "new"), _body(two, "k")) == (b"n", None)
     assert len(_live_epochs(tmp_path)) == 1
-    one.close()
-    two.close()
 
 
 def test_a_cache_that_cannot_even_be_set_aside_fails_the_update_loudly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, views: Views, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The write says what happened and the way out, rather than leave v1 served."""
-    one, _ = _views(tmp_path, lock_timeout=0.1)
+    one, _ = views(lock_timeout=0.1)
     one.store("k", b"v1", "e1")
 
     def broken(*args: object) -> None:
@@ -599,9 +600,11 @@ def test_a_cache_that_cannot_even_be_set_aside_fails_the_update_loudly(
         one.store("k", b"v2", "e2")
 
 
-def test_clear_under_a_busy_lock_waits_once_and_leaves_no_entry_usable(tmp_path: Path) -> None:
+def test_clear_under_a_busy_lock_waits_once_and_leaves_no_entry_usable(
+    tmp_path: Path, views: Views
+) -> None:
     """Issue 18 break 3: clear() marks every key; it waits for the lock only once."""
-    one, two = _views(tmp_path, lock_timeout=0.5)
+    one, two = views(lock_timeout=0.5)
     for index in range(10):
         one.store(f"k{index}", b"v", "e")
     with _lock_held(tmp_path):
@@ -609,5 +612,3 @@ def test_clear_under_a_busy_lock_waits_once_and_leaves_no_entry_usable(tmp_path:
         one.clear()
         assert time.monotonic() - started < 2.5  # not 10 x 0.5 s
         assert [_body(two, f"k{index}") for index in range(10)] == [None] * 10
-    one.close()
-    two.close()
