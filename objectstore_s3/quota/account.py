@@ -13,11 +13,31 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["HOLD_SECONDS", "LEASE_SECONDS", "Account", "Delta", "Lease", "Rebase"]
+__all__ = [
+    "HOLD_SECONDS",
+    "LEASE_SECONDS",
+    "MAX_GRACE_SECONDS",
+    "Account",
+    "Delta",
+    "Lease",
+    "Rebase",
+    "claimable_grace",
+]
 
 
 LEASE_SECONDS = 60.0
 HOLD_SECONDS = 3600.0
+# The longest grace any store may claim for its lease (and the longest horizon of a write
+# whose answer was lost), whatever its settings: a dead store's lease is reclaimed within
+# LEASE_SECONDS + MAX_GRACE_SECONDS (+ the recount interval) of its last renewal.
+MAX_GRACE_SECONDS = 600.0
+
+
+def claimable_grace(grace: float) -> float:
+    """The grace a store claims for its lease: its own worst case of one write, capped."""
+    if grace != grace or grace < 0:  # NaN or negative: no sane worst case, assume the cap
+        return MAX_GRACE_SECONDS
+    return min(grace, MAX_GRACE_SECONDS)
 
 
 @dataclass

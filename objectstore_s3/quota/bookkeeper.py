@@ -5,8 +5,8 @@ write with a conditional PUT (If-Match, or If-None-Match: * to create it), retri
 jitter on 412. An update whose answer was lost is told apart from one that did not land by
 the nonce it wrote into this store's lease (or the lease's absence after a release); one
 that lands after it was given up is never settled twice, by the lease's `settled` mark.
-A recount sets the committed usage from a listing (a missing or damaged ledger, a
-reclaimed lease, a quiet moment with drift, or on request). The argument is in
+A recount sets the committed usage from a listing (a missing or damaged ledger, or on
+request; a reclaimed lease or drift at most once per RECOUNT_SECONDS). The argument is in
 docs/quotas.md. Spending (the transaction, the limits) is `Quota`'s, in transaction.py.
 """
 
@@ -28,7 +28,7 @@ from objectstore_s3.errors import (
 )
 from objectstore_s3.transport.base import Backend
 
-from .account import Account
+from .account import Account, claimable_grace
 from .ledger import Ledger, LedgerDamagedError
 from .spend import Usage
 
@@ -50,7 +50,9 @@ class Bookkeeper:
     def __init__(self, records: Backend, objects: Backend, *, grace: float) -> None:
         self.records = records
         self._objects = objects
-        self.grace = grace
+        # The grace this store claims (and the horizon of its lost answers): capped, so
+        # another store reclaims its lease within the documented bound whatever its settings.
+        self.grace = claimable_grace(grace)
         self._lease_id = uuid.uuid4().hex
         self._adopted: set[str] = set()
         self.lock = threading.RLock()
@@ -151,7 +153,8 @@ class Bookkeeper:
             self._released = None
         now = self.records.server_time()
         low = now[0] if now else time.time()
-        expired = ledger.expired(low)
+        # Dead leases are reclaimed with a recount: when one is due (or made anyway).
+        expired = ledger.expired(low) if recount or ledger.recount_due(low) else []
         expired += [lease for lease in self._adopted if lease in ledger.leases]
         own = any(delta.ambiguous for delta in self.state.deltas)
         account = self.state
@@ -198,7 +201,13 @@ class Bookkeeper:
             return Ledger(), None, True  # no ledger yet (or it was deleted)
         assert data is not None
         try:
-            return Ledger.parse(data.body), data.info.etag, False
+            ledger = Ledger.parse(data.body)
+            now = self.records.server_time()
+            ledger.bound(now[1] if now else time.time())
+            own = ledger.leases.get(self._lease_id)
+            if own is not None and own.settled > self.seq:
+                raise LedgerDamagedError(f"this store's lease says change {own.settled} is in")
+            return ledger, data.info.etag, False
         except LedgerDamagedError as exc:
             log.warning("The usage ledger is damaged (%s); rebuilding it from a listing", exc)
             return Ledger(), data.info.etag, True

@@ -14,7 +14,11 @@ asking (`held_*` of it reserved for its journaled saves); a hold keeps the held 
 dead store's lease for the replay of its journal; a maybe is an increase counted for a
 write whose answer was lost, which may land until `until`: a recount before then adds it
 back (the listing may have missed it). Times are the server's clock. Invariant:
-actual usage <= committed + leases + holds <= limit. See docs/quotas.md.
+actual usage <= committed + leases + holds <= limit. What no store writes (a non-finite
+figure, a negative one but committed usage within what the leases reserve, a grace past
+MAX_GRACE_SECONDS, a time past the longest a store sets) is damage, repaired from a
+listing; recounts other than repairs and requests come at most once per RECOUNT_SECONDS.
+See docs/quotas.md.
 
 A store's own side (its lease, its unsettled changes and how they settle) is in
 account.py; what a write reports, and the refusals at a limit, in spend.py.
@@ -29,13 +33,26 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .account import HOLD_SECONDS, LEASE_SECONDS, Account, Lease, Rebase
+from .account import HOLD_SECONDS, LEASE_SECONDS, MAX_GRACE_SECONDS, Account, Lease, Rebase
 
-__all__ = ["DRIFT_SECONDS", "Ledger", "LedgerDamagedError", "grant_headroom"]
+__all__ = [
+    "DRIFT_SECONDS",
+    "RECOUNT_SECONDS",
+    "SKEW_SECONDS",
+    "Ledger",
+    "LedgerDamagedError",
+    "grant_headroom",
+]
 
 log = logging.getLogger("objectstore_s3")
 
 DRIFT_SECONDS = 600.0  # the longest a known over-count waits for a recount
+# The least time between two recounts of an organization made on their own (drift, dead
+# leases), across every process and node: the ledger records when the last one began.
+RECOUNT_SECONDS = 60.0
+# How far past the longest a store sets a time in the ledger may be and still be a server's
+# clock (front ends that disagree a little) rather than damage.
+SKEW_SECONDS = 900.0
 
 
 class LedgerDamagedError(ValueError):
@@ -76,7 +93,8 @@ class Ledger:
                 continue
             # No clamping at zero: stores settle in any order, so the committed figures
             # may dip below zero for a while (one store's delete settled before another
-            # store's create of the same object); only their sum with the leases matters.
+            # store's create of the same object); only their sum with the leases matters
+            # (never negative: see `parse`), and a dip is recounted once one is due.
             files, size, over = delta.settle(rebase)
             self.files += files
             self.bytes += size
@@ -127,9 +145,37 @@ class Ledger:
                 holds={str(k): _lease(v) for k, v in dict(raw.get("holds", {})).items()},
                 maybes=[_maybe(entry) for entry in list(raw.get("maybes", []))],
             )
+            # Actual usage <= committed + leases + holds, so that sum is never negative: a
+            # committed figure below minus what the leases reserve is no store's.
+            reserved_bytes, reserved_files = ledger.reserved()
+            if ledger.bytes + reserved_bytes < 0 or ledger.files + reserved_files < 0:
+                raise ValueError(f"negative usage: {ledger.files} files, {ledger.bytes} bytes")
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             raise LedgerDamagedError(f"{type(exc).__name__}: {exc}") from exc
         return ledger
+
+    def bound(self, server_high: float) -> None:
+        """Hold the ledger's times to what stores write, at `server_high` (the upper bound
+        of the server's clock): one past the longest a store sets (a lease's LEASE_SECONDS,
+        a hold's HOLD_SECONDS, a maybe's MAX_GRACE_SECONDS from now; a recount begun by now)
+        by more than SKEW_SECONDS is damage (LedgerDamagedError); a lesser excess is cut
+        back to that longest, so nothing outlasts its documented bound."""
+        late = server_high + SKEW_SECONDS
+        if self.rebased_at > late or self.generation > late * 1000:
+            raise LedgerDamagedError(
+                f"the last recount is dated {self.rebased_at - server_high:.0f} s ahead of "
+                f"the server's clock (generation {self.generation})"
+            )
+        for kind, entries, longest in (
+            ("lease", self.leases, LEASE_SECONDS),
+            ("hold", self.holds, HOLD_SECONDS),
+        ):
+            for entry in entries.values():
+                entry.expires = _cut(entry.expires, server_high + longest, kind)
+        self.maybes = [
+            (files, size, _cut(until, server_high + MAX_GRACE_SECONDS, "maybe"))
+            for files, size, until in self.maybes
+        ]
 
     def dump(self) -> builtins.bytes:
         return json.dumps(
@@ -199,12 +245,25 @@ class Ledger:
     def live_others(self, lease_id: str) -> int:
         return sum(1 for other in self.leases if other != lease_id)
 
+    def recount_due(self, server_low: float) -> bool:
+        """Whether a recount may be made on the ledger's own account (drift, dead leases):
+        RECOUNT_SECONDS after the last one began, whoever made it. So listings cost O(1)
+        requests per save amortized, whatever the number of maybes; until then a maybe
+        stays counted and a dead lease stays reserved (the safe side)."""
+        return server_low - self.rebased_at >= RECOUNT_SECONDS
+
     def repairs_drift(self, lease_id: str, server_low: float, own_drift: bool) -> bool:
-        """Whether `lease_id`'s update should recount now to repair a possible over-count:
-        at a quiet moment (no other store holds a lease whose unsettled changes a recount
-        could not place), or, in an organization that is never quiet, once DRIFT_SECONDS
-        have passed since the last recount (safe with live stores by the rebase rule,
-        though their changes may drift again)."""
+        """Whether `lease_id`'s update should recount now, once a recount is due: to place
+        committed figures below zero (settled out of order, or planted: the leases cover
+        them, but only a listing can tell), or to repair a possible over-count at a quiet
+        moment (no other store holds a lease whose unsettled changes a recount could not
+        place), or, in an organization that is never quiet, once DRIFT_SECONDS have passed
+        since the last recount (safe with live stores by the rebase rule, though their
+        changes may drift again)."""
+        if not self.recount_due(server_low):
+            return False
+        if self.files < 0 or self.bytes < 0:
+            return True
         if not (self.drift or own_drift):
             return False
         if self.live_others(lease_id) == 0 and not self.holds:
@@ -239,6 +298,22 @@ def _time(value: Any) -> float:
     return float(value)
 
 
+def _grace(value: Any) -> float:
+    grace = _time(value)
+    if not 0 <= grace <= MAX_GRACE_SECONDS:
+        raise ValueError(f"a grace of {grace} s is past the cap of {MAX_GRACE_SECONDS:.0f} s")
+    return grace
+
+
+def _cut(when: float, longest: float, kind: str) -> float:
+    """`when`, at most `longest`; damage if past it by more than SKEW_SECONDS."""
+    if when > longest + SKEW_SECONDS:
+        raise LedgerDamagedError(
+            f"a {kind} ends {when - longest:.0f} s past the longest any store sets"
+        )
+    return min(when, longest)
+
+
 def _maybe(raw: Any) -> tuple[int, int, float]:
     files, size, until = raw
     return _count(files), _count(size), _time(until)
@@ -253,7 +328,7 @@ def _lease(raw: Any) -> Lease:
         held_bytes=_count(raw.get("held_bytes", 0)),
         held_files=_count(raw.get("held_files", 0)),
         expires=_time(raw["expires"]),
-        grace=_time(raw.get("grace", 120.0)),
+        grace=_grace(raw.get("grace", 120.0)),
         nonce=str(raw.get("nonce", "")),
         settled=_count(raw.get("settled", 0)),
     )

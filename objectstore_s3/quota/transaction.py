@@ -144,7 +144,7 @@ class Quota:
 
     def _record(self, spend: Spend, seen: int) -> None:
         when = self._book.records.server_time()
-        applied_by = when[1] if when else time.time() + 3600.0
+        applied_by = when[1] if when else time.time()  # known: a lease was granted on it
         kind = (spend.ambiguous, spend.pending)
         self._add(spend.files, spend.bytes, seen, applied_by, kind)
         if spend.repeat_files or spend.repeat_bytes:

@@ -13,8 +13,24 @@ import random
 import pytest
 
 from objectstore_s3.errors import StorageLimitExceededError
-from objectstore_s3.quota.account import HOLD_SECONDS, LEASE_SECONDS, Account, Delta, Lease, Rebase
-from objectstore_s3.quota.ledger import DRIFT_SECONDS, Ledger, LedgerDamagedError, grant_headroom
+from objectstore_s3.quota.account import (
+    HOLD_SECONDS,
+    LEASE_SECONDS,
+    MAX_GRACE_SECONDS,
+    Account,
+    Delta,
+    Lease,
+    Rebase,
+    claimable_grace,
+)
+from objectstore_s3.quota.ledger import (
+    DRIFT_SECONDS,
+    RECOUNT_SECONDS,
+    SKEW_SECONDS,
+    Ledger,
+    LedgerDamagedError,
+    grant_headroom,
+)
 from objectstore_s3.quota.spend import MB, Spend, bytes_refused, files_refused
 
 
@@ -32,7 +48,7 @@ def body(**fields: object) -> bytes:
 def test_a_ledger_survives_its_own_dump_and_parse() -> None:
     book = Ledger(
         bytes=-5,  # committed figures may dip below zero while stores settle in any order
-        files=-1,
+        files=-1,  # (within what the leases reserve)
         generation=1796150000000,
         rebased_at=1796150000.25,
         drift=True,
@@ -81,7 +97,13 @@ def test_optional_fields_of_an_older_ledger_take_their_defaults() -> None:
         b'{"bytes": 1e400, "files": 0}',  # infinite
         b'{"bytes": NaN, "files": 0}',
         body(bytes=2**63),  # beyond any real usage
-        body(generation=-1),  # only committed figures may be negative
+        body(generation=-1),
+        body(files=-5),  # issue 18 break 6: below what any lease reserves: no store's
+        body(bytes=-11, files=1, leases={"a": lease()}),  # the lease reserves 10 bytes
+        body(files=-2, holds={"a": lease()}),
+        body(leases={"a": lease(grace=72010.0)}),  # 20 hours: past MAX_GRACE_SECONDS
+        body(leases={"a": lease(grace=float("nan"))}),
+        body(leases={"a": lease(grace=-1.0)}),
         body(rebased_at="yesterday"),
         body(leases={"a": {"bytes": 1, "files": 1}}),  # a lease without `expires`
         body(leases={"a": [1, 1, 5]}),
@@ -98,6 +120,51 @@ def test_optional_fields_of_an_older_ledger_take_their_defaults() -> None:
 def test_a_ledger_of_nonsense_is_refused_as_damaged(damaged: bytes) -> None:
     with pytest.raises(LedgerDamagedError):
         Ledger.parse(damaged)
+
+
+YEAR_33000 = 9.8e11  # seconds since 1970
+
+
+def test_times_past_what_a_store_sets_are_damage_relative_to_the_servers_clock() -> None:
+    """issue 18 break 6: a lease expiring in the year 33,000, a hold, a maybe or a recount
+    dated past the longest any store sets (beyond the skew allowance) are damage."""
+    now = 1_800_000_000.0
+    for damaged in (
+        Ledger(leases={"a": Lease(1, 1, expires=YEAR_33000)}),
+        Ledger(leases={"a": Lease(1, 1, expires=now + LEASE_SECONDS + SKEW_SECONDS + 1)}),
+        Ledger(holds={"a": Lease(1, 1, expires=now + HOLD_SECONDS + SKEW_SECONDS + 1)}),
+        Ledger(maybes=[(1, 1, now + MAX_GRACE_SECONDS + SKEW_SECONDS + 1)]),
+        Ledger(rebased_at=YEAR_33000),
+        Ledger(generation=int(YEAR_33000 * 1000)),
+    ):
+        with pytest.raises(LedgerDamagedError, match="past|ahead"):
+            Ledger.parse(damaged.dump()).bound(now)
+
+
+def test_times_a_little_past_what_a_store_sets_are_cut_back_to_it() -> None:
+    """issue 18 break 6: within the skew allowance (a server's front ends may disagree a
+    little), a time is cut back, so no lease, hold or maybe outlasts its documented bound."""
+    now = 1_800_000_000.0
+    book = Ledger(
+        rebased_at=now + 5,
+        leases={"a": Lease(1, 1, expires=now + LEASE_SECONDS + 100), "b": Lease(expires=now)},
+        holds={"h": Lease(1, 1, expires=now + HOLD_SECONDS + 100)},
+        maybes=[(1, 1, now + MAX_GRACE_SECONDS + 100), (1, 1, now + 3)],
+    )
+    book.bound(now)
+    assert book.leases["a"].expires == now + LEASE_SECONDS
+    assert book.leases["b"].expires == now  # what a store writes stands
+    assert book.holds["h"].expires == now + HOLD_SECONDS
+    assert book.maybes == [(1, 1, now + MAX_GRACE_SECONDS), (1, 1, now + 3)]
+
+
+def test_a_store_claims_its_own_grace_up_to_the_cap() -> None:
+    """issue 18 break 6: read_timeout_seconds=3600, max_attempts=20 is 20 hours of
+    worst case; the lease claims MAX_GRACE_SECONDS."""
+    assert claimable_grace(109.0) == 109.0
+    assert claimable_grace(20 * (3 + 3600) + 10) == MAX_GRACE_SECONDS
+    assert claimable_grace(float("inf")) == MAX_GRACE_SECONDS
+    assert claimable_grace(float("nan")) == MAX_GRACE_SECONDS
 
 
 def test_damage_is_a_value_error_that_names_the_cause() -> None:
@@ -174,20 +241,32 @@ def test_a_recount_adds_back_maybes_until_their_horizon_inclusive() -> None:
 
 def test_drift_is_repaired_at_a_quiet_moment_or_after_the_drift_period() -> None:
     quiet = Ledger(drift=True, rebased_at=0.0, leases={"me": Lease(expires=1)})
-    assert quiet.repairs_drift("me", server_low=1.0, own_drift=False)
+    assert quiet.repairs_drift("me", server_low=RECOUNT_SECONDS, own_drift=False)
     busy = Ledger(drift=True, rebased_at=0.0, leases={"me": Lease(), "other": Lease()})
     assert not busy.repairs_drift("me", server_low=DRIFT_SECONDS, own_drift=False)
     assert busy.repairs_drift("me", server_low=DRIFT_SECONDS + 0.1, own_drift=False)
     held = Ledger(drift=True, holds={"dead": Lease(1, 1, expires=9)})
-    assert not held.repairs_drift("me", server_low=1.0, own_drift=True)  # a hold is not quiet
+    assert not held.repairs_drift("me", server_low=RECOUNT_SECONDS, own_drift=True)  # not quiet
 
 
 def test_only_a_marked_drift_waits_out_the_period_a_stores_own_drift_needs_quiet() -> None:
     book = Ledger(drift=False, rebased_at=0.0, leases={"me": Lease(), "other": Lease()})
     assert not book.repairs_drift("me", server_low=10 * DRIFT_SECONDS, own_drift=True)
     book.leases.pop("other")
-    assert book.repairs_drift("me", server_low=1.0, own_drift=True)
-    assert not book.repairs_drift("me", server_low=1.0, own_drift=False)  # nothing to repair
+    assert book.repairs_drift("me", server_low=RECOUNT_SECONDS, own_drift=True)
+    assert not book.repairs_drift("me", server_low=RECOUNT_SECONDS, own_drift=False)
+
+
+def test_a_quiet_organization_recounts_at_most_once_per_interval_whatever_its_drift() -> None:
+    """issue 18 break 7: drift (maybes until their horizon) at a quiet moment waits for
+    RECOUNT_SECONDS since the last recount, which the ledger records for every node."""
+    book = Ledger(drift=True, rebased_at=1000.0, maybes=[(1, 1, 5000.0)])
+    assert not book.recount_due(1000.0 + RECOUNT_SECONDS - 0.1)
+    assert not book.repairs_drift("me", 1000.0 + RECOUNT_SECONDS - 0.1, own_drift=True)
+    assert book.repairs_drift("me", 1000.0 + RECOUNT_SECONDS, own_drift=True)
+    book.rebase(listed_bytes=0, listed_files=0, server_low=1000.0 + RECOUNT_SECONDS)
+    assert book.drift  # the maybe stays counted, and so marks drift ...
+    assert not book.repairs_drift("me", 1001.0 + RECOUNT_SECONDS, own_drift=True)  # ... but waits
 
 
 # -- the rebase rule: what a store's changes count against the latest recount ------------
@@ -251,6 +330,16 @@ def test_settling_moves_a_stores_changes_into_the_committed_usage() -> None:
     assert (book.files, book.bytes, book.drift) == (0, -190, False)  # no clamping at zero
     assert (settled.deltas, settled.settled, settled.generation) == ([], 2, 3)
     assert account.deltas == [first, second]  # the original stands until the PUT lands
+
+
+def test_committed_usage_below_zero_is_recounted_once_a_recount_is_due() -> None:
+    """issue 18 break 6: a committed figure below zero that the leases cover (stores
+    settled out of order, or planted) is placed by a listing at the first due recount,
+    busy organization or not."""
+    book = Ledger(files=-1, rebased_at=0.0, leases={"me": Lease(0, 5), "other": Lease(0, 5)})
+    book = Ledger.parse(book.dump())  # stored as it is
+    assert not book.repairs_drift("me", RECOUNT_SECONDS - 1, own_drift=False)
+    assert book.repairs_drift("me", RECOUNT_SECONDS, own_drift=False)
 
 
 def test_changes_the_ledger_already_holds_are_not_settled_twice() -> None:
