@@ -172,14 +172,22 @@ class NodeCache:
 
     def generation(self, key: str) -> int:
         """The key's write generation; a fill is accepted only if it is still this. A key
-        marked stale has none (the marker goes with the next update of the key)."""
+        marked stale has none until the marker goes with an update of the key: the read
+        that finds it forgets the key itself when it can (as a write that caches nothing
+        would), so the value it fetches is cached at once, not at the next read."""
         slot = self._slot(key)
+        marked = False
 
         def token(cache: diskcache.Cache) -> int:
+            nonlocal marked
             value = _token(cache, slot)
-            return value if self._db.usable(slot) else NEVER
+            marked = not self._db.usable(slot)
+            return NEVER if marked else value
 
         value = self._db.read(token, slot)
+        if marked:
+            self._db.optional(slot, self._db.forget(slot), lambda: True)
+            value = self._db.read(token, slot)
         return value if isinstance(value, int) else NEVER
 
     # -- writing -------------------------------------------------------------------------

@@ -38,7 +38,14 @@ from objectstore_s3 import (
 from objectstore_s3.server.seaweedfs import SeaweedServer
 from tests.support.helpers import crash
 from tests.support.model import Clash, Conflict, Missing, Model
-from tests.support.model.envs import Env, MemoryEnv, MotoEnv, ObstoreEnv, S3Env
+from tests.support.model.envs import (
+    Env,
+    MemoryEnv,
+    MotoEnv,
+    ObstoreEnv,
+    S3Env,
+    check_at_rest,
+)
 
 KEYS = ["k1", "k2", "a", "a/b"]
 NODES = st.integers(0, 1)
@@ -260,15 +267,7 @@ class StoreMachine(RuleBasedStateMachine):
                 store.close()
                 self._model_flush(node)
                 self.model.close(self.model.nodes[node])
-            assert self.env.objects() == {key: obj.value for key, obj in self.model.bucket.items()}
-            state = self.env.ledger()
-            if state is not None and not self.crashed:
-                # Every write's effect was counted exactly: no recount was needed.
-                objects = self.env.objects()
-                assert (state["files"], state["bytes"]) == (
-                    len(objects),
-                    sum(len(body) for body in objects.values()),
-                )
+            check_at_rest(self.env, self.model.bucket, exact=not self.crashed)
         finally:
             self.env.close()
 

@@ -35,7 +35,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from objectstore_s3.server.seaweedfs import SeaweedServer
 from objectstore_s3.transport.memory import MemoryBucket
 from tests.support.model import Missing
-from tests.support.model.envs import Env
+from tests.support.model.envs import Env, check_at_rest
 from tests.support.model.processes import (
     PROCESSES,
     ProcessMemoryEnv,
@@ -301,14 +301,7 @@ class ProcessMachine(RuleBasedStateMachine):
                 self._call(process, "close")
                 self._model_flush(process)
                 self.model.close(self.model.nodes[process])
-            assert self.env.objects() == {key: obj.value for key, obj in self.model.bucket.items()}
-            state = self.env.ledger()
-            if state is not None and not self.inexact:
-                objects = self.env.objects()
-                assert (state["files"], state["bytes"]) == (
-                    len(objects),
-                    sum(len(body) for body in objects.values()),
-                )
+            check_at_rest(self.env, self.model.bucket, exact=not self.inexact)
         finally:
             for process in range(len(self.modes)):
                 # A failed example may leave a store open: closed (or its worker replaced).

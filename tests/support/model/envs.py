@@ -180,3 +180,17 @@ class MotoEnv(S3Env):
     def close(self) -> None:
         self.mock.stop()
         super().close()
+
+
+def check_at_rest(env: Env, bucket: dict[str, Any], *, exact: bool) -> None:
+    """At rest the bucket equals the model's (`bucket`: key -> object with a `value`);
+    with `exact` (no crash or interrupt happened) the ledger equals a listing too, every
+    write's effect having been counted exactly (no recount was needed)."""
+    objects = env.objects()
+    assert objects == {key: obj.value for key, obj in bucket.items()}
+    state = env.ledger()
+    if state is not None and exact:
+        assert (state["files"], state["bytes"]) == (
+            len(objects),
+            sum(len(body) for body in objects.values()),
+        )
