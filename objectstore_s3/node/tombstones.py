@@ -30,6 +30,7 @@ log = logging.getLogger("objectstore_s3")
 
 HORIZON = 7 * 24 * 3600.0  # how long a delete is remembered (the replay horizon)
 _PREFIX = "deleted/"
+_PRUNE_PER_LOOK = 50  # tombstones past the horizon forgotten by one batch's listing
 
 
 def _name(key: str) -> str:
@@ -60,11 +61,17 @@ class Tombstones:
                 exc,
             )
 
-    def recent(self) -> dict[str, ObjectInfo]:
-        """Every tombstone, by name: one listing, for a batch of pending creates."""
+    def recent(self, now: float | None = None) -> dict[str, ObjectInfo]:
+        """Every tombstone, by name: one listing, for a batch of pending creates. With the
+        server's `now`, a few tombstones past the horizon are forgotten on the way, so the
+        listing stays about the size of the horizon's deletes without a reconcile."""
         if self._records is None:
             return {}
-        return {info.key: info for info in self._records.list(_PREFIX)}
+        found = {info.key: info for info in self._records.list(_PREFIX)}
+        if now is not None:
+            old = [name for name, info in found.items() if _expired(info, now)]
+            self._forget(old[:_PRUNE_PER_LOOK])
+        return found
 
     def find(self, key: str, recent: Mapping[str, ObjectInfo] | None = None) -> ObjectInfo | None:
         """The key's tombstone: from `recent` (a batch's listing) if given, else a HEAD."""
@@ -84,11 +91,15 @@ class Tombstones:
         """Forget deletes older than the horizon; how many were forgotten."""
         if self._records is None:
             return 0
-        old = [
-            info.key
-            for info in self._records.list(_PREFIX)
-            if info.last_modified is not None and info.last_modified < now - HORIZON
-        ]
-        for name in old:
-            self._records.delete(name)
+        old = [info.key for info in self._records.list(_PREFIX) if _expired(info, now)]
+        self._forget(old)
         return len(old)
+
+    def _forget(self, names: list[str]) -> None:
+        assert self._records is not None
+        for name in names:
+            self._records.delete(name)
+
+
+def _expired(info: ObjectInfo, now: float) -> bool:
+    return info.last_modified is not None and info.last_modified < now - HORIZON

@@ -222,7 +222,9 @@ class Writer:
                 self.backend.head(".objectstore-clock")  # any answer tells the server's time
             # Pending creates are judged against recent deletes: one listing for the batch.
             creates = any(entry.op == "put" and entry.base.etag is None for entry in entries)
-            recent = self.committer.tombstones.recent() if creates else None
+            clock = self.backend.server_time()
+            now = clock[0] if clock else None
+            recent = self.committer.tombstones.recent(now) if creates else None
             if len(entries) == 1:
                 self._upload(entries[0], recent)
                 return

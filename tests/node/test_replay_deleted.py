@@ -211,3 +211,39 @@ def test_reconcile_prunes_tombstones_past_the_replay_horizon(tmp_path: Path) -> 
         store.reconcile_usage()
         (left,) = tombstones.recent().values()
         assert left.last_modified == clock.now
+
+
+def test_a_flush_forgets_tombstones_past_the_horizon_without_a_reconcile(
+    tmp_path: Path,
+) -> None:
+    """Issue 18 break 8: the listing a batch of pending creates makes stays about the size
+    of the horizon's deletes: the tombstones past it that it meets are forgotten."""
+    clock = FakeClock()
+    bucket = MemoryBucket(clock=clock)
+    settings = ObjectStoreSettings(
+        endpoint_url="http://127.0.0.1:9",
+        access_key_id="k",
+        secret_access_key="s",
+        organization_id="org-prune-on-flush",
+        cache_dir=tmp_path / "cache",
+        local_root=tmp_path / "local",
+        persistence_interval_seconds=3600,
+    )
+    with ObjectStore(settings, backend=MemoryBackend(bucket)) as store:
+        for index in range(3):
+            store.save(f"old-{index}", "v")
+            store.flush()
+            store.delete(f"old-{index}")
+            store.flush()
+        tombstones = store._node.parts.writer.committer.tombstones
+        assert len(tombstones.recent()) == 3
+        clock.now += HORIZON + 60
+        store.save("young", "v")
+        store.flush()
+        store.delete("young")
+        store.flush()
+        store.save("new", "v")  # a pending create: its batch lists the tombstones
+        store.flush()
+        (left,) = tombstones.recent().values()
+        assert left.last_modified is not None
+        assert left.last_modified > clock.now - HORIZON
