@@ -130,7 +130,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         module = metafunc.module.__name__
         if module.startswith("tests.contract.") or module.rsplit(".", 1)[-1] in RCLONE_MODULES:
             params.append(pytest.param("rclone", marks=pytest.mark.rclone))
+        only = metafunc.definition.get_closest_marker("backends")
+        if only is not None:  # a test that shows its point on some backends only
+            params = [p for p in params if _backend_of(p) in only.args]
         metafunc.parametrize("backend_name", params, indirect=True)
+
+
+def _backend_of(param: Any) -> str:
+    return str(param.values[0] if hasattr(param, "values") else param)
 
 
 @pytest.fixture

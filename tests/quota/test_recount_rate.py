@@ -78,14 +78,13 @@ def cycle(store: ObjectStore, saves: int, tick: Any = None) -> None:
             tick()
 
 
+@pytest.mark.backends("memory", "seaweedfs")  # 3,000 objects: too slow to fill on moto
 def test_lost_answers_near_the_limit_cost_one_listing_per_interval_on_the_server(
-    make_store: StoreFactory, backend_name: str, monkeypatch: pytest.MonkeyPatch
+    make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """issue 18 break 7: 200 saves near the limit after one lost answer, in an
     organization of 3,000 objects: at most one listing per RECOUNT_SECONDS (before the
     fix: one per save, 3 ListObjectsV2 requests each on S3)."""
-    if backend_name not in ("memory", "seaweedfs"):
-        pytest.skip("3,000 objects: the in-memory backend and SeaweedFS show it")
     store = make_store(storage_file_count=OBJECTS + 3)
     organization_near_its_limit(store, monkeypatch)
     listings = count_listings(store, monkeypatch)
