@@ -187,20 +187,25 @@ def test_a_nodes_own_delete_never_stops_its_later_save(rig: Rig) -> None:
     assert not rig.dropped("k")
 
 
-def test_reconcile_prunes_tombstones_past_the_replay_horizon(tmp_path: Path) -> None:
-    """Issue 18 break 8: deletes are remembered for the replay horizon (7 days), then
-    reconcile_usage() forgets them; a younger one stays."""
-    clock = FakeClock()
-    bucket = MemoryBucket(clock=clock)
+def _store_on_clock(tmp_path: Path, clock: FakeClock, **overrides: Any) -> ObjectStore:
+    """A store on an in-memory bucket whose server clock the test drives."""
     settings = ObjectStoreSettings(
         endpoint_url="http://127.0.0.1:9",
         access_key_id="k",
         secret_access_key="s",
-        organization_id="org-prune",
+        organization_id="org-tombstones",
         cache_dir=tmp_path / "cache",
         local_root=tmp_path / "local",
+        **overrides,
     )
-    with ObjectStore(settings, backend=MemoryBackend(bucket)) as store:
+    return ObjectStore(settings, backend=MemoryBackend(MemoryBucket(clock=clock)))
+
+
+def test_reconcile_prunes_tombstones_past_the_replay_horizon(tmp_path: Path) -> None:
+    """Issue 18 break 8: deletes are remembered for the replay horizon (7 days), then
+    reconcile_usage() forgets them; a younger one stays."""
+    clock = FakeClock()
+    with _store_on_clock(tmp_path, clock) as store:
         store.save("old", "v")
         store.delete("old")
         clock.now += HORIZON + 60
@@ -219,17 +224,7 @@ def test_a_flush_forgets_tombstones_past_the_horizon_without_a_reconcile(
     """Issue 18 break 8: the listing a batch of pending creates makes stays about the size
     of the horizon's deletes: the tombstones past it that it meets are forgotten."""
     clock = FakeClock()
-    bucket = MemoryBucket(clock=clock)
-    settings = ObjectStoreSettings(
-        endpoint_url="http://127.0.0.1:9",
-        access_key_id="k",
-        secret_access_key="s",
-        organization_id="org-prune-on-flush",
-        cache_dir=tmp_path / "cache",
-        local_root=tmp_path / "local",
-        persistence_interval_seconds=3600,
-    )
-    with ObjectStore(settings, backend=MemoryBackend(bucket)) as store:
+    with _store_on_clock(tmp_path, clock, persistence_interval_seconds=3600) as store:
         for index in range(3):
             store.save(f"old-{index}", "v")
             store.flush()
