@@ -10,6 +10,7 @@ from .codecs import Compression
 from .errors import (
     BucketNotFoundError,
     InvalidKeyError,
+    InvalidSettingError,
     KeyNotFoundError,
     LocalFileConflictError,
     LocalPathClashError,
@@ -23,6 +24,8 @@ from .errors import (
     StoreNotTransferableError,
     SupersededWriteError,
     UnsafeFolderError,
+    UnsupportedOperationError,
+    VersioningNotEnabledError,
 )
 from .settings import ObjectStoreSettings, StoragePermissions
 from .store import KeyValuePair, ObjectStat, ObjectStore, StorageUsage
@@ -33,6 +36,7 @@ __all__ = [
     "BucketNotFoundError",
     "Compression",
     "InvalidKeyError",
+    "InvalidSettingError",
     "KeyNotFoundError",
     "KeyValuePair",
     "LocalFileConflictError",
@@ -52,5 +56,7 @@ __all__ = [
     "StoreNotTransferableError",
     "SupersededWriteError",
     "UnsafeFolderError",
+    "UnsupportedOperationError",
+    "VersioningNotEnabledError",
     "__version__",
 ]

@@ -7,9 +7,16 @@ working. Messages name the problem and the way out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
 __all__ = [
     "BucketNotFoundError",
     "InvalidKeyError",
+    "InvalidSettingError",
     "KeyNotFoundError",
     "LocalFileConflictError",
     "LocalPathClashError",
@@ -25,6 +32,8 @@ __all__ = [
     "StoreNotTransferableError",
     "SupersededWriteError",
     "UnsafeFolderError",
+    "UnsupportedOperationError",
+    "VersioningNotEnabledError",
 ]
 
 CONTAINS_KEY_HINT = (
@@ -39,6 +48,16 @@ class ObjectStoreError(Exception):
 
 class InvalidKeyError(ObjectStoreError, ValueError):
     """A key that is malformed or would address something outside the organization."""
+
+
+class InvalidSettingError(ObjectStoreError, ValueError):
+    """A setting with a value it cannot take (from an argument, `OBJECTSTORE_*` or `.env`).
+    The message names each setting and its environment variable; `details` holds pydantic's
+    error entries (their `loc` is the setting's path) for callers that name flags instead."""
+
+    def __init__(self, message: str, details: Sequence[ErrorDetails] = ()) -> None:
+        super().__init__(message)
+        self.details = list(details)
 
 
 class KeyNotFoundError(ObjectStoreError, KeyError):
@@ -82,11 +101,29 @@ class OutcomeUnknownError(StorageUnavailableError):
 
 
 class PreconditionFailedError(ObjectStoreError):
-    """A conditional request lost a race (HTTP 412): the object is not as expected."""
+    """A conditional request lost a race (HTTP 412): the object is not as expected.
+    Raised to users by conditional saves (`if_match`, `if_absent`), naming the key and
+    its current ETag (`key`, `current_etag`; None when the key does not exist)."""
+
+    def __init__(
+        self, message: str, *, key: str | None = None, current_etag: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.current_etag = current_etag
 
 
 class ServerCapabilityError(ObjectStoreError):
     """The S3 server lacks a feature a setting depends on (e.g. conditional writes)."""
+
+
+class UnsupportedOperationError(ObjectStoreError, NotImplementedError):
+    """The backend cannot do this at all (presigned URLs on the in-memory backend,
+    versioning on a server without it); the message says what can."""
+
+
+class VersioningNotEnabledError(ObjectStoreError):
+    """An operation on versions (a restore) on a bucket whose versioning is not on."""
 
 
 class SupersededWriteError(ObjectStoreError):

@@ -8,6 +8,9 @@ One contract suite runs unchanged against each of them.
 
 Every write can carry a precondition (`if_match`, `if_none_match="*"`), which is what
 makes each write's effect on the organization's usage exact (see docs/quotas.md).
+On a versioned bucket a backend also lists a key's versions, reads and copies one, and
+removes one for good (retention); `copy` is a server-side copy with preconditions on
+the destination. `presign` gives a GET URL for clients without credentials.
 Errors are ours: `KeyNotFoundError`, `PreconditionFailedError` (HTTP 412),
 `OutcomeUnknownError` (sent, unanswered), `StorageUnavailableError`,
 `StoragePermissionError`, `BucketNotFoundError`.
@@ -31,6 +34,7 @@ __all__ = [
     "ObjectInfo",
     "Progress",
     "StaleUpload",
+    "VersionInfo",
     "content_etag",
     "multipart_etag",
 ]
@@ -42,13 +46,36 @@ Progress = Callable[[int], None]
 class ObjectInfo:
     """An object's size, ETag and Last-Modified time (server clock, seconds since 1970).
     `repeats`, on what a write returns: how many earlier attempts of it, their answers
-    lost, may still be applied (a slow server), e.g. recreating the key after a delete."""
+    lost, may still be applied (a slow server), e.g. recreating the key after a delete.
+    `version_id`: the version the server gave it, when it says (a versioned bucket)."""
 
     key: str
     size: int
     etag: str
     last_modified: float | None = None
     repeats: int = field(default=0, compare=False)
+    version_id: str | None = field(default=None, compare=False)
+
+    @property
+    def modified_at(self) -> datetime | None:
+        if self.last_modified is None:
+            return None
+        return datetime.fromtimestamp(self.last_modified, UTC)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a key (or a delete marker, `deleted`) on a versioned bucket.
+    `version_id` is "null" for what was written while versioning was off or suspended;
+    `latest`: the key's current version (or its current delete marker)."""
+
+    key: str
+    version_id: str
+    size: int  # 0 for a delete marker
+    etag: str | None  # None for a delete marker
+    last_modified: float | None
+    latest: bool
+    deleted: bool
 
     @property
     def modified_at(self) -> datetime | None:
@@ -71,6 +98,7 @@ class Capabilities:
 
     conditional_put: bool
     conditional_delete: bool
+    conditional_copy: bool = False  # CopyObject honours If-Match / If-None-Match (dest.)
 
 
 @dataclass(frozen=True)
@@ -124,8 +152,11 @@ class Backend(Protocol):
         """The object's info, or None if it does not exist."""
         ...
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> ObjectData | None:
-        """The whole object; None if `if_none_match` matched (304). KeyNotFoundError."""
+    def get(
+        self, key: str, *, if_none_match: str | None = None, version_id: str | None = None
+    ) -> ObjectData | None:
+        """The whole object (or that version of it); None if `if_none_match` matched
+        (304). KeyNotFoundError if the key, or the version, is gone (or a delete marker)."""
         ...
 
     def put(
@@ -149,8 +180,16 @@ class Backend(Protocol):
         """Every object whose key starts with `prefix`, in key order, paginated."""
         ...
 
-    def download(self, key: str, path: Path, progress: Progress | None = None) -> ObjectInfo:
-        """Stream the object into the file at `path` (ranged parts, bounded memory)."""
+    def download(
+        self,
+        key: str,
+        path: Path,
+        progress: Progress | None = None,
+        *,
+        version_id: str | None = None,
+    ) -> ObjectInfo:
+        """Stream the object (or that version) into the file at `path` (ranged parts,
+        bounded memory)."""
         ...
 
     def upload(
@@ -181,8 +220,49 @@ class Backend(Protocol):
 
     def abort_upload(self, upload: StaleUpload) -> None: ...
 
-    def create_bucket(self) -> None:
-        """Create the bucket if it does not exist (tests, the embedded server, the CLI)."""
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ObjectInfo:
+        """Server-side copy of `source` (that version) to `key`; the preconditions are on
+        the destination (412: PreconditionFailedError). Above the single-copy limit
+        (5 GiB) in parts, the precondition on the completion."""
+        ...
+
+    # -- versions (a bucket with versioning on; see VersionInfo) -----------------------------
+
+    def versioning(self) -> str:
+        """The bucket's versioning: "enabled", "suspended" or "off" (never enabled)."""
+        ...
+
+    def set_versioning(self, enabled: bool) -> None:
+        """Turn the bucket's versioning on, or suspend it (it can never be off again)."""
+        ...
+
+    def list_versions(self, prefix: str = "") -> Iterator[VersionInfo]:
+        """Every version and delete marker under `prefix`: key order, newest first within a
+        key, paginated. Unversioned: each current object, as version "null"."""
+        ...
+
+    def delete_version(self, key: str, version_id: str) -> None:
+        """Remove one version (or delete marker) for good; nothing if it is gone already.
+        If it was the current one, the next newest becomes current."""
+        ...
+
+    def presign(self, key: str, expires: float) -> str:
+        """A URL that GETs the object without credentials for `expires` seconds
+        (`UnsupportedOperationError` where the backend has no URLs)."""
+        ...
+
+    def create_bucket(self, *, versioned: bool = False) -> None:
+        """Create the bucket if it does not exist (tests, the embedded server, the CLI);
+        `versioned`: turn versioning on unless it was ever set (a suspended bucket, the
+        owner's choice, stays suspended)."""
         ...
 
     def close(self) -> None:

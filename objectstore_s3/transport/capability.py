@@ -5,7 +5,9 @@ Some S3 implementations accept the headers and ignore them (`rclone serve s3` do
 would silently break both; so before the first write the store creates a probe object,
 writes it again with `If-None-Match: *` and with a wrong `If-Match` (both must fail with
 412), tries a delete with a wrong `If-Match` (must fail too, or deletes fall back to a
-HEAD first), and removes the probe.
+HEAD first), copies it twice onto a second probe that exists, with `If-None-Match: *` and
+with a wrong `If-Match` (both must fail, or a restore cannot be made safe), and removes
+the probes (every version of them, on a versioned bucket).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from objectstore_s3.errors import KeyNotFoundError, ObjectStoreError, PreconditionFailedError
+from objectstore_s3.errors import (
+    KeyNotFoundError,
+    ObjectStoreError,
+    PreconditionFailedError,
+    StorageUnavailableError,
+)
 
 from .base import Backend, Capabilities
 
@@ -33,7 +40,7 @@ def probe(records: Backend) -> Capabilities:
     if known is not None:
         return known
     key = f"probe/{uuid.uuid4().hex}"
-    records.put(key, b"probe", if_none_match="*")
+    versioned = records.put(key, b"probe", if_none_match="*").version_id is not None
     try:
         conditional_put = _refused(lambda: records.put(key, b"again", if_none_match="*"))
         conditional_put = conditional_put and _refused(
@@ -42,13 +49,43 @@ def probe(records: Backend) -> Capabilities:
         conditional_delete = _refused(lambda: records.delete(key, if_match=_WRONG_ETAG))
         if conditional_delete and records.head(key) is None:
             conditional_delete = False  # "refused", yet deleted
+        conditional_copy = _copy_refused(records, key)
     finally:
-        with contextlib.suppress(ObjectStoreError):
-            records.delete(key)
-    found = Capabilities(conditional_put, conditional_delete)
+        _remove(records, key, versioned)
+    found = Capabilities(conditional_put, conditional_delete, conditional_copy)
     with _lock:
         _probed[records.name] = found
     return found
+
+
+def _copy_refused(records: Backend, key: str) -> bool:
+    """Whether CopyObject honours preconditions on its destination (a server that refuses
+    them outright, 501 or 400, honours nothing either)."""
+    target = f"{key}-copy"
+    try:
+        records.put(target, b"target")
+        refused = _refused(lambda: records.copy(key, target, if_none_match="*"))
+        refused = refused and _refused(lambda: records.copy(key, target, if_match=_WRONG_ETAG))
+    except StorageUnavailableError:
+        raise
+    except ObjectStoreError:
+        return False
+    return refused and _unchanged(records, target)
+
+
+def _unchanged(records: Backend, target: str) -> bool:
+    data = records.get(target)
+    return data is not None and data.body == b"target"
+
+
+def _remove(records: Backend, key: str, versioned: bool) -> None:
+    """Delete the probes; on a versioned bucket, each of their versions for good."""
+    with contextlib.suppress(ObjectStoreError):
+        for name in (key, f"{key}-copy"):
+            records.delete(name)
+        if versioned:
+            for version in list(records.list_versions(key)):
+                records.delete_version(version.key, version.version_id)
 
 
 def _refused(write: Callable[[], object]) -> bool:

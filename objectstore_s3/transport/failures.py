@@ -33,6 +33,7 @@ __all__ = [
     "error_for",
     "no_credentials",
     "unknown_outcome",
+    "version_not_found",
 ]
 
 
@@ -210,6 +211,17 @@ def unknown_outcome(
         f"{attempts} attempt(s); it may or may not have been applied. Try again later.",
         expected_etag=expected,
         lost=max(lost, 1),
+    )
+
+
+def version_not_found(key: str, version_id: str | None) -> KeyNotFoundError:
+    """A read of a key (or of one version of it) that is not there."""
+    if version_id is None:
+        return KeyNotFoundError(key)
+    return KeyNotFoundError(
+        key,
+        f"Version '{version_id}' of the object with key '{key}' could not be found (removed, "
+        "or it is a deletion). List the key's versions to see which remain.",
     )
 
 

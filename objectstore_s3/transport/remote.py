@@ -12,11 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
-from objectstore_s3.errors import KeyNotFoundError, OutcomeUnknownError
+from objectstore_s3.errors import OutcomeUnknownError, UnsupportedOperationError
 
 from .base import ObjectData, ObjectInfo, Progress
+from .failures import version_not_found
 from .transfer import (
     PartClient,
     TransferPool,
@@ -105,13 +106,18 @@ class RemoteBackend(ABC, Generic[C]):
     # -- what each transport does its own way ----------------------------------------------
 
     @abstractmethod
-    def head(self, key: str) -> ObjectInfo | None: ...
+    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo | None:
+        """Backend.head; of that version if given (None if gone, or a delete marker)."""
 
     @abstractmethod
-    def get(self, key: str, *, if_none_match: str | None = None) -> ObjectData | None: ...
+    def get(
+        self, key: str, *, if_none_match: str | None = None, version_id: str | None = None
+    ) -> ObjectData | None: ...
 
     @abstractmethod
-    def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
+    def get_range_into(
+        self, key: str, start: int, end: int, if_match: str, fd: int, version_id: str | None = None
+    ) -> int:
         """transfer.RangeClient: one ranged part of a download."""
 
     @abstractmethod
@@ -120,6 +126,15 @@ class RemoteBackend(ABC, Generic[C]):
 
     if TYPE_CHECKING:  # Backend.put, with the transport's own signature
         put: Callable[..., ObjectInfo]
+
+    # -- versions, copies, URLs: the transports' own (next commit) -------------------------
+
+    def _not_yet(self, *args: object, **kwargs: object) -> Any:
+        raise UnsupportedOperationError(
+            f"{type(self).__name__} does not yet support versions, copies or presigned URLs"
+        )
+
+    versioning = set_versioning = list_versions = copy = delete_version = presign = _not_yet
 
     # -- the look after a lost answer ------------------------------------------------------
 
@@ -138,16 +153,31 @@ class RemoteBackend(ABC, Generic[C]):
 
     # -- files -------------------------------------------------------------------------------
 
-    def download(self, key: str, path: Path, progress: Progress | None = None) -> ObjectInfo:
+    def download(
+        self,
+        key: str,
+        path: Path,
+        progress: Progress | None = None,
+        *,
+        version_id: str | None = None,
+    ) -> ObjectInfo:
         """See Backend.download: whole up to the part size, else in ranged parts."""
-        info = self.head(key)
+        info = self.head(key, version_id=version_id)
         if info is None:
-            raise KeyNotFoundError(key)
+            raise version_not_found(key, version_id)
         if info.size <= self._c.chunk:
-            data = self.get(key)
+            data = self.get(key, version_id=version_id)
             assert data is not None
             return save_whole(data, path, progress)
-        download_parts(self, info, path, chunk=self._c.chunk, pool=self._c.pool, progress=progress)
+        download_parts(
+            self,
+            info,
+            path,
+            chunk=self._c.chunk,
+            pool=self._c.pool,
+            progress=progress,
+            version_id=version_id,
+        )
         return info
 
     def upload(

@@ -48,10 +48,12 @@ PIECE = 1024 * 1024  # what is read or written at a time within a part
 class RangeClient(Protocol):
     """The one request of a download in parts."""
 
-    def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
-        """Write bytes start..end-1 of the object at ETag `if_match` into `fd` at their own
-        offsets as they arrive (an attempt that is retried rewrites them); returns the
-        offset after the last byte written."""
+    def get_range_into(
+        self, key: str, start: int, end: int, if_match: str, fd: int, version_id: str | None = None
+    ) -> int:
+        """Write bytes start..end-1 of the object at ETag `if_match` (of that version, if
+        given) into `fd` at their own offsets as they arrive (an attempt that is retried
+        rewrites them); returns the offset after the last byte written."""
         ...
 
 
@@ -185,15 +187,17 @@ def download_parts(
     chunk: int,
     pool: Executor,
     progress: Progress | None = None,
+    version_id: str | None = None,
 ) -> None:
-    """Write the object described by `info` into `path` (created 0600) in ranged parts."""
+    """Write the object described by `info` (that version of it, if given) into `path`
+    (created 0600) in ranged parts."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.ftruncate(fd, info.size)
 
         def fetch(start: int) -> None:
             end = min(start + chunk, info.size)
-            if client.get_range_into(info.key, start, end, info.etag, fd) != end:
+            if client.get_range_into(info.key, start, end, info.etag, fd, version_id) != end:
                 raise PreconditionFailedError(f"'{info.key}' changed during the download")
             if progress is not None:
                 progress(end - start)

@@ -11,7 +11,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-WRITES = ("put", "upload", "delete")
+WRITES = ("put", "upload", "delete", "copy")
 
 
 class Plan:

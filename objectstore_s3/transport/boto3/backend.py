@@ -19,12 +19,12 @@ from objectstore_s3.transport.base import (
     StaleUpload,
     content_etag,
 )
-from objectstore_s3.transport.failures import Failure, Retries
+from objectstore_s3.transport.failures import Failure, Retries, version_not_found
 from objectstore_s3.transport.remote import RemoteBackend
 from objectstore_s3.transport.transfer import PIECE, write_at
 
 from .client import APPLIED, S3Connection
-from .errors import classify
+from .errors import classify, version_refused
 from .multipart import S3Multipart, conditions, written
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class S3Backend(RemoteBackend[S3Connection]):
             size if size is not None else int(response.get("ContentLength", 0)),
             str(response["ETag"]),
             modified.timestamp() if modified is not None else None,
+            version_id=response.get("VersionId"),
         )
 
     def multipart(self) -> S3Multipart:
@@ -70,21 +71,29 @@ class S3Backend(RemoteBackend[S3Connection]):
 
     # -- objects -------------------------------------------------------------------------
 
-    def head(self, key: str) -> ObjectInfo | None:
+    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo | None:
         bucket_key = self.prefix + key
+        extra = _version(version_id)
+
+        def request() -> Any:
+            try:
+                return self.client.head_object(Bucket=self._c.bucket, Key=bucket_key, **extra)
+            except Exception as exc:
+                raise _gone(exc, key, version_id) from exc
+
         try:
-            response = self._c.call(
-                "stat",
-                key,
-                lambda: self.client.head_object(Bucket=self._c.bucket, Key=bucket_key),
-            )
+            response = self._c.call("stat", key, request)
         except KeyNotFoundError:
             return None
         return self._info(key, response)
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> ObjectData | None:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, version_id: str | None = None
+    ) -> ObjectData | None:
         bucket_key = self.prefix + key
-        extra: dict[str, Any] = {"IfNoneMatch": if_none_match} if if_none_match else {}
+        extra = _version(version_id)
+        if if_none_match:
+            extra["IfNoneMatch"] = if_none_match
 
         def request() -> tuple[Any, bytes] | None:
             try:
@@ -92,7 +101,7 @@ class S3Backend(RemoteBackend[S3Connection]):
             except Exception as exc:
                 if if_none_match and classify(exc) is Failure.NOT_MODIFIED:
                     return None
-                raise
+                raise _gone(exc, key, version_id) from exc
             return response, response["Body"].read()  # inside the attempt: a cut is retried
 
         result = self._c.call("read", key, request)
@@ -162,8 +171,11 @@ class S3Backend(RemoteBackend[S3Connection]):
 
     # -- downloads in parts (transfer.RangeClient) ----------------------------------------
 
-    def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
+    def get_range_into(
+        self, key: str, start: int, end: int, if_match: str, fd: int, version_id: str | None = None
+    ) -> int:
         bucket_key = self.prefix + key
+        extra = _version(version_id)
 
         def request() -> int:
             response = self.client.get_object(
@@ -171,6 +183,7 @@ class S3Backend(RemoteBackend[S3Connection]):
                 Key=bucket_key,
                 Range=f"bytes={start}-{end - 1}",
                 IfMatch=if_match,
+                **extra,
             )
             at = start
             for piece in response["Body"].iter_chunks(PIECE):
@@ -190,8 +203,25 @@ class S3Backend(RemoteBackend[S3Connection]):
     def abort_upload(self, upload: StaleUpload) -> None:
         self.multipart().abort_upload_id(upload.key, upload.upload_id)
 
-    def create_bucket(self) -> None:
+    def create_bucket(self, *, versioned: bool = False) -> None:
         self._c.create_bucket()
+        if versioned and self.versioning() == "off":
+            self.set_versioning(True)
+
+
+def _version(version_id: str | None) -> dict[str, Any]:
+    return {"VersionId": version_id} if version_id else {}
+
+
+def _gone(exc: Exception, key: str, version_id: str | None) -> Exception:
+    """A request for a version: a version that is not there (or a delete marker, 405; an
+    id the server cannot parse, 400) is a missing version; anything else stays."""
+    if version_id is None:
+        return exc
+    failure = classify(exc)
+    if failure is Failure.NOT_FOUND or version_refused(exc):
+        return version_not_found(key, version_id)
+    return exc
 
 
 def _quoted(etag: str) -> str:

@@ -13,7 +13,7 @@ import botocore.exceptions as bce
 from objectstore_s3.errors import ObjectStoreError
 from objectstore_s3.transport.failures import Endpoint, Failure, error_for, no_credentials
 
-__all__ = ["classify", "translate"]
+__all__ = ["classify", "translate", "version_refused"]
 
 
 _NOT_SENT = (bce.EndpointConnectionError, bce.ConnectTimeoutError)
@@ -37,7 +37,7 @@ _BY_CODE: dict[str, Failure] = {
         ("PreconditionFailed", "412", "ConditionalRequestConflict"), Failure.PRECONDITION
     ),
     **dict.fromkeys(("304", "NotModified"), Failure.NOT_MODIFIED),
-    **dict.fromkeys(("NoSuchKey", "NotFound", "404"), Failure.NOT_FOUND),
+    **dict.fromkeys(("NoSuchKey", "NotFound", "404", "NoSuchVersion"), Failure.NOT_FOUND),
     "NoSuchBucket": Failure.NO_BUCKET,
     **dict.fromkeys(
         (
@@ -88,6 +88,16 @@ def translate(
         code=_code(exc) or "Unknown",
         message=exc.response.get("Error", {}).get("Message", ""),
     )
+
+
+def version_refused(exc: BaseException) -> bool:
+    """A request naming a version refused because that version is a delete marker (405)
+    or because its id is not one the server could have given (400 InvalidArgument)."""
+    if not isinstance(exc, bce.ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = _code(exc)
+    return status == 405 or code in ("MethodNotAllowed", "405", "InvalidArgument")
 
 
 def _code(exc: bce.ClientError) -> str | None:

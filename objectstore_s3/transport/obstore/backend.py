@@ -67,7 +67,9 @@ class ObstoreBackend(RemoteBackend[ObstoreConnection]):
 
     # -- objects -------------------------------------------------------------------------
 
-    def head(self, key: str) -> ObjectInfo | None:
+    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo | None:
+        if version_id is not None:
+            return self._boto.head(key, version_id=version_id)  # obstore's head takes none
         path = self.prefix + key
         try:
             meta = self._c.call(
@@ -81,7 +83,12 @@ class ObstoreBackend(RemoteBackend[ObstoreConnection]):
             return None
         return _info(key, meta)
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> ObjectData | None:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, version_id: str | None = None
+    ) -> ObjectData | None:
+        if version_id is not None:
+            # A version's answers (a delete marker's 405) are told apart on the boto3 side.
+            return self._boto.get(key, if_none_match=if_none_match, version_id=version_id)
         path = self.prefix + key
         options: Any = {"if_none_match": if_none_match} if if_none_match else None
 
@@ -195,13 +202,17 @@ class ObstoreBackend(RemoteBackend[ObstoreConnection]):
 
     # -- downloads in parts (transfer.RangeClient) ----------------------------------------
 
-    def get_range_into(self, key: str, start: int, end: int, if_match: str, fd: int) -> int:
+    def get_range_into(
+        self, key: str, start: int, end: int, if_match: str, fd: int, version_id: str | None = None
+    ) -> int:
         """One ranged part (pinned with If-Match) streamed to the file in pieces as it
         arrives. obstore fetches every part in flight at once, and Rust's
         buffers freed on another thread stay with that thread's allocator arena, so whole
         parts would also raise the peak of a later upload in the same process."""
         full = self.prefix + key
         options: Any = {"if_match": if_match, "range": (start, end)}  # end excluded
+        if version_id is not None:
+            options["version"] = version_id
 
         def request() -> int:
             at = start
@@ -224,8 +235,8 @@ class ObstoreBackend(RemoteBackend[ObstoreConnection]):
     def abort_upload(self, upload: StaleUpload) -> None:
         self._boto.abort_upload(upload)
 
-    def create_bucket(self) -> None:
-        self._c.boto.create_bucket()
+    def create_bucket(self, *, versioned: bool = False) -> None:
+        self._c.boto.create_bucket(versioned=versioned)
 
 
 def _info(key: str, meta: ObjectMeta, size: int | None = None) -> ObjectInfo:

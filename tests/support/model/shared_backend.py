@@ -22,12 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from objectstore_s3.errors import KeyNotFoundError
-from objectstore_s3.transport.base import Backend, ObjectData, ObjectInfo, Progress, StaleUpload
+from objectstore_s3.transport.base import (
+    Backend,
+    ObjectData,
+    ObjectInfo,
+    Progress,
+    StaleUpload,
+    VersionInfo,
+)
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 from objectstore_s3.transport.transfer import read_whole, save_whole
 
 _SERVED = {"head", "get", "put", "delete", "list", "server_time", "stale_uploads"}
-_SERVED |= {"abort_upload", "create_bucket"}
+_SERVED |= {"abort_upload", "create_bucket", "copy", "versioning", "set_versioning"}
+_SERVED |= {"list_versions", "delete_version", "presign"}
 
 
 def _pack_error(exc: BaseException) -> tuple[str, str, str]:
@@ -79,7 +87,7 @@ class BucketServer:
                     if method not in _SERVED:
                         raise ValueError(f"not a served method: {method}")
                     result = getattr(MemoryBackend(self.bucket, prefix), method)(*args, **kwargs)
-                    if method in ("list", "stale_uploads"):
+                    if method in ("list", "stale_uploads", "list_versions"):
                         result = list(result)
                     reply: tuple[str, Any] = ("ok", result)
                 except Exception as exc:
@@ -134,8 +142,12 @@ class SharedBackend:
     def head(self, key: str) -> ObjectInfo | None:
         return self._call("head", key)  # type: ignore[no-any-return]
 
-    def get(self, key: str, *, if_none_match: str | None = None) -> ObjectData | None:
-        return self._call("get", key, if_none_match=if_none_match)  # type: ignore[no-any-return]
+    def get(
+        self, key: str, *, if_none_match: str | None = None, version_id: str | None = None
+    ) -> ObjectData | None:
+        return self._call(  # type: ignore[no-any-return]
+            "get", key, if_none_match=if_none_match, version_id=version_id
+        )
 
     def put(
         self,
@@ -156,8 +168,48 @@ class SharedBackend:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         return iter(self._call("list", prefix))
 
-    def download(self, key: str, path: Path, progress: Progress | None = None) -> ObjectInfo:
-        data = self.get(key)
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ObjectInfo:
+        return self._call(  # type: ignore[no-any-return]
+            "copy",
+            source,
+            key,
+            version_id=version_id,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+
+    def versioning(self) -> str:
+        return self._call("versioning")  # type: ignore[no-any-return]
+
+    def set_versioning(self, enabled: bool) -> None:
+        self._call("set_versioning", enabled)
+
+    def list_versions(self, prefix: str = "") -> Iterator[VersionInfo]:
+        return iter(self._call("list_versions", prefix))
+
+    def delete_version(self, key: str, version_id: str) -> None:
+        self._call("delete_version", key, version_id)
+
+    def presign(self, key: str, expires: float) -> str:
+        return self._call("presign", key, expires)  # type: ignore[no-any-return]
+
+    def download(
+        self,
+        key: str,
+        path: Path,
+        progress: Progress | None = None,
+        *,
+        version_id: str | None = None,
+    ) -> ObjectInfo:
+        data = self.get(key, version_id=version_id)
         assert data is not None
         return save_whole(data, path, progress)
 
@@ -185,15 +237,16 @@ class SharedBackend:
     def abort_upload(self, upload: StaleUpload) -> None:
         self._call("abort_upload", upload)
 
-    def create_bucket(self) -> None:
-        self._call("create_bucket")
+    def create_bucket(self, *, versioned: bool = False) -> None:
+        self._call("create_bucket", versioned=versioned)
 
     def close(self) -> None:
         """Nothing to release that a later request would not make again."""
 
 
 # The requests an interrupt may hit (server_time asks nobody).
-_REQUESTS = {"head", "get", "put", "delete", "list", "download", "upload"}
+_REQUESTS = {"head", "get", "put", "delete", "list", "download", "upload", "copy"}
+_REQUESTS |= {"versioning", "set_versioning", "list_versions", "delete_version"}
 
 
 class Interrupter:
@@ -251,7 +304,7 @@ class InterruptingBackend:
         def call(*args: Any, **kwargs: Any) -> Any:
             self.interrupter.check(method, "before")
             result = target(*args, **kwargs)
-            if method == "list":
+            if method in ("list", "list_versions"):
                 result = iter(list(result))
             self.interrupter.check(method, "after")
             return result

@@ -1,0 +1,232 @@
+"""The Backend's versions, server-side copies and presigned URLs, on every backend.
+
+On a versioned bucket (a fresh prefix of one versioned bucket per session on the S3
+servers): a key's history newest first, reads of an earlier version, delete markers,
+removing one version for good, copies with preconditions on the destination. Without
+versioning (the contract bucket, and rclone, which has none): the current objects as
+version "null". Presigned URLs are fetched without credentials where a server serves them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from objectstore_s3.errors import (
+    KeyNotFoundError,
+    ObjectStoreError,
+    PreconditionFailedError,
+    UnsupportedOperationError,
+)
+from objectstore_s3.transport.base import Backend, ObjectData, content_etag
+from objectstore_s3.transport.capability import probe
+from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
+from tests.conftest import BUCKET, store_settings, transport_of
+
+pytestmark = pytest.mark.backends("memory")  # the S3 transports follow in the next commit
+
+VERSIONED_BUCKET = "versions-tests"
+WRONG_ETAG = '"00000000000000000000000000000000"'
+
+
+def _open(backend_name: str, request: pytest.FixtureRequest, tmp: Path, bucket: str) -> Backend:
+    from objectstore_s3.node.connect import open_backend
+
+    server = None
+    if backend_name.startswith("seaweedfs"):
+        server = request.getfixturevalue("seaweed")
+    elif backend_name == "rclone":
+        server = request.getfixturevalue("rclone")
+    settings = store_settings(tmp, server, bucket=bucket, **transport_of(backend_name))
+    return open_backend(settings)
+
+
+@contextlib.contextmanager
+def _backend(
+    backend_name: str, request: pytest.FixtureRequest, tmp: Path, *, versioned: bool
+) -> Iterator[Backend]:
+    """A fresh prefix of a bucket (versioned unless told; rclone's never is)."""
+    with contextlib.ExitStack() as stack:
+        if backend_name == "memory":
+            root: Backend = MemoryBackend(MemoryBucket())
+        else:
+            if backend_name == "moto":
+                from moto import mock_aws
+
+                stack.enter_context(mock_aws())
+            versioned = versioned and backend_name != "rclone"
+            root = _open(backend_name, request, tmp, VERSIONED_BUCKET if versioned else BUCKET)
+            stack.callback(root.close)
+        root.create_bucket(versioned=versioned)
+        yield root.scoped(f"t-{uuid.uuid4().hex[:10]}/")
+
+
+@pytest.fixture
+def versioned(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Backend]:
+    if backend_name == "rclone":
+        pytest.skip("rclone has no versioning: its behaviour is test_rclone_has_no_versioning")
+    with _backend(backend_name, request, tmp_path, versioned=True) as backend:
+        yield backend
+
+
+@pytest.fixture
+def plain(backend_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    with _backend(backend_name, request, tmp_path, versioned=False) as backend:
+        yield backend
+
+
+def _body(data: ObjectData | None) -> bytes:
+    assert data is not None
+    return data.body
+
+
+# -- history and reads of a version -------------------------------------------------------
+
+
+def test_history_is_newest_first_and_each_version_reads_back(versioned: Backend) -> None:
+    assert versioned.versioning() == "enabled"
+    written = [versioned.put("k", body) for body in (b"one", b"two", b"three")]
+    versioned.put("other", b"x")
+    ids = [info.version_id for info in written]
+    assert None not in ids
+    assert "null" not in ids
+    assert len(set(ids)) == 3
+    history = list(versioned.list_versions("k"))
+    assert [v.key for v in history] == ["k"] * 3  # "other" is not under the prefix "k"
+    assert [v.version_id for v in history] == ids[::-1]
+    assert [v.etag for v in history] == [content_etag(b) for b in (b"three", b"two", b"one")]
+    assert [v.size for v in history] == [5, 3, 3]
+    assert [v.latest for v in history] == [True, False, False]
+    assert not any(v.deleted for v in history)
+    for info, body in zip(written, (b"one", b"two", b"three"), strict=True):
+        data = versioned.get("k", version_id=info.version_id)
+        assert _body(data) == body
+        assert data.info.etag == content_etag(body)
+    assert [v.key for v in versioned.list_versions()] == ["k", "k", "k", "other"]
+
+
+def test_a_version_downloads_to_a_file(versioned: Backend, tmp_path: Path) -> None:
+    first = versioned.put("k", b"first value")
+    versioned.put("k", b"second")
+    info = versioned.download("k", tmp_path / "f", version_id=first.version_id)
+    assert (tmp_path / "f").read_bytes() == b"first value"
+    assert info.etag == first.etag
+    with pytest.raises(KeyNotFoundError):
+        versioned.download("nothing", tmp_path / "g", version_id=first.version_id)
+
+
+def test_a_delete_leaves_a_marker_and_the_versions(versioned: Backend) -> None:
+    old = versioned.put("k", b"value")
+    versioned.delete("k")
+    assert versioned.head("k") is None
+    assert [info.key for info in versioned.list("")] == []
+    with pytest.raises(KeyNotFoundError):
+        versioned.get("k")
+    marker, kept = list(versioned.list_versions("k"))
+    assert (marker.deleted, marker.latest, marker.size, marker.etag) == (True, True, 0, None)
+    assert (kept.deleted, kept.latest, kept.version_id) == (False, False, old.version_id)
+    with pytest.raises(KeyNotFoundError) as caught:
+        versioned.get("k", version_id=marker.version_id)  # a marker has no bytes
+    assert marker.version_id in str(caught.value)
+    data = versioned.get("k", version_id=old.version_id)
+    assert _body(data) == b"value"
+    # A current delete marker is absence, for the preconditions too.
+    with pytest.raises(PreconditionFailedError):
+        versioned.put("k", b"x", if_match=old.etag)
+    versioned.put("k", b"back", if_none_match="*")
+
+
+def test_removing_a_version_makes_the_previous_one_current(versioned: Backend) -> None:
+    first = versioned.put("k", b"first")
+    second = versioned.put("k", b"second")
+    assert second.version_id is not None
+    assert first.version_id is not None
+    versioned.delete_version("k", second.version_id)
+    data = versioned.get("k")
+    assert _body(data) == b"first"
+    assert [(v.version_id, v.latest) for v in versioned.list_versions("k")] == [
+        (first.version_id, True)
+    ]
+    versioned.delete_version("k", second.version_id)  # gone already: nothing to do
+    versioned.delete("k")
+    (marker, _) = list(versioned.list_versions("k"))
+    versioned.delete_version("k", marker.version_id)  # removing the marker undeletes
+    head = versioned.head("k")
+    assert head is not None
+    assert head.etag == first.etag
+    versioned.delete_version("k", first.version_id)
+    assert versioned.head("k") is None
+    assert list(versioned.list_versions("k")) == []
+    with pytest.raises(KeyNotFoundError):
+        versioned.get("k", version_id=first.version_id)
+
+
+# -- server-side copies ---------------------------------------------------------------------
+
+
+def test_copy_of_a_version_with_preconditions_on_the_destination(versioned: Backend) -> None:
+    old = versioned.put("src", b"old")
+    versioned.put("src", b"new")
+    copied = versioned.copy("src", "dst", version_id=old.version_id)
+    assert copied.etag == content_etag(b"old")
+    data = versioned.get("dst")
+    assert _body(data) == b"old"
+    latest = versioned.copy("src", "dst", if_match=copied.etag)  # the current one
+    assert latest.version_id not in (None, copied.version_id)
+    data = versioned.get("dst")
+    assert _body(data) == b"new"
+    with pytest.raises(KeyNotFoundError):
+        versioned.copy("missing", "dst2")
+    if not _honours_copy_conditions(versioned):
+        return
+    with pytest.raises(PreconditionFailedError):
+        versioned.copy("src", "dst", if_none_match="*")
+    with pytest.raises(PreconditionFailedError):
+        versioned.copy("src", "dst", version_id=old.version_id, if_match=WRONG_ETAG)
+    data = versioned.get("dst")
+    assert _body(data) == b"new"  # neither refused copy landed
+    versioned.delete("dst")
+    versioned.copy("src", "dst", version_id=old.version_id, if_none_match="*")  # marker: absent
+
+
+def _honours_copy_conditions(backend: Backend) -> bool:
+    found = probe(backend)
+    return found.conditional_copy
+
+
+# -- without versioning ----------------------------------------------------------------------
+
+
+def test_an_unversioned_bucket_lists_its_objects_as_null_versions(plain: Backend) -> None:
+    assert plain.versioning() == "off"
+    plain.put("a", b"1")
+    plain.put("a", b"22")
+    plain.put("b", b"3")
+    history = list(plain.list_versions())
+    assert [(v.key, v.version_id, v.size, v.latest, v.deleted) for v in history] == [
+        ("a", "null", 2, True, False),
+        ("b", "null", 1, True, False),
+    ]
+    plain.delete("a")
+    assert [v.key for v in plain.list_versions()] == ["b"]
+    copied = plain.copy("b", "c")
+    assert copied.etag == content_etag(b"3")
+    data = plain.get("c")
+    assert _body(data) == b"3"
+
+
+# -- presigned URLs --------------------------------------------------------------------------
+
+
+def test_the_memory_backend_has_no_urls(plain: Backend) -> None:
+    plain.put("k", b"v")
+    with pytest.raises(UnsupportedOperationError) as caught:
+        plain.presign("k", 60)
+    assert isinstance(caught.value, NotImplementedError | ObjectStoreError)
+    assert "S3 server" in str(caught.value)
