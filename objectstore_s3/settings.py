@@ -1,20 +1,33 @@
 """Settings: pydantic-settings with the `OBJECTSTORE_` env prefix and `.env` support.
 
 Every field is documented in `.env.example`. Validation happens at construction, so a
-bad value fails early with the field's name; inputs are hidden from validation messages
-so a mistyped secret is never echoed.
+bad value fails early with `InvalidSettingError` naming the setting and its variable;
+inputs are hidden from validation messages so a mistyped secret is never echoed. An
+`OBJECTSTORE_*` variable that names no setting (a typo) is logged as a warning.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from .errors import InvalidSettingError
 from .keys import ORGANIZATION_ID_PATTERN, normalize_prefix
 
 __all__ = ["Mode", "ObjectStoreSettings", "StoragePermissions"]
@@ -33,6 +46,13 @@ GiB = 1024 * MiB
 DAY_SECONDS = 86400.0
 YEAR_SECONDS = 365 * DAY_SECONDS
 MAX_PART_BYTES = 5 * GiB
+ENV_PREFIX = "OBJECTSTORE_"
+_FIX = (
+    "Fix it where it is set: the ObjectStoreSettings(...) argument, the environment "
+    "variable, or .env in the working directory (.env.example documents each setting)."
+)
+_log = logging.getLogger("objectstore_s3")
+_warned: set[str] = set()  # unknown variables already reported by this process
 
 
 class StoragePermissions(BaseModel):
@@ -82,7 +102,7 @@ class ObjectStoreSettings(BaseSettings):
     """Where the Object Store lives and how it behaves; read from env / `.env` by default."""
 
     model_config = SettingsConfigDict(
-        env_prefix="OBJECTSTORE_",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         env_nested_delimiter="__",
         extra="ignore",
@@ -141,6 +161,19 @@ class ObjectStoreSettings(BaseSettings):
     # fetching ahead while this many bytes wait for the caller.
     read_ahead_bytes: int = Field(64 * MiB, ge=0)
 
+    def __init__(self, **values: Any) -> None:
+        """As pydantic-settings reads them (arguments, environment, `.env`); a value a
+        setting cannot take raises `InvalidSettingError`, an `ObjectStoreError`."""
+        _warn_unknown_variables(values.get("_env_file", ".env"))
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _invalid(exc) from None  # pydantic's frames say nothing to a user
+        except SettingsError as exc:  # a variable that is not even parseable (JSON)
+            named = re.search(r'field "(\w+)"', str(exc))
+            where = f"{named[1]} ({variable_of((named[1],))}): " if named else ""
+            raise InvalidSettingError(f"Invalid setting: {where}{exc}. {_FIX}") from None
+
     @field_validator("cache_dir", "local_root", "server_dir", mode="before")
     @classmethod
     def _expand_path(cls, value: object) -> object:
@@ -194,3 +227,59 @@ class ObjectStoreSettings(BaseSettings):
                 "boto3's credential chain (env, profile, instance role)"
             )
         return self
+
+
+def _variables() -> dict[str, str]:
+    """Every `OBJECTSTORE_*` variable a setting reads, by name (upper case): one per field,
+    and one per sub-field of a nested one (`OBJECTSTORE_PERMISSIONS__WRITE`)."""
+    names = {}
+    for name, field in ObjectStoreSettings.model_fields.items():
+        names[ENV_PREFIX + name.upper()] = name
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            for sub in nested.model_fields:
+                names[f"{ENV_PREFIX}{name}__{sub}".upper()] = f"{name}.{sub}"
+    return names
+
+
+def variable_of(location: tuple[int | str, ...]) -> str:
+    """The environment variable of a setting's path (`permissions.write`)."""
+    return ENV_PREFIX + "__".join(str(part) for part in location).upper()
+
+
+def _invalid(exc: ValidationError) -> InvalidSettingError:
+    problems = []
+    for detail in exc.errors():
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        location = detail["loc"][:2] if detail["loc"][:1] == ("permissions",) else detail["loc"][:1]
+        if location:  # else a check across settings, whose message names them
+            setting = ".".join(str(part) for part in location)
+            message = f"{setting} ({variable_of(location)}): {message}"
+        problems.append(message)
+    return InvalidSettingError(f"Invalid setting: {'; '.join(problems)}. {_FIX}", exc.errors())
+
+
+def _warn_unknown_variables(env_file: object) -> None:
+    """Log (once per process each) the `OBJECTSTORE_*` variables of the environment and
+    `.env` that no setting reads, with the closest setting's variable: a typo such as
+    OBJECTSTORE_BUKET would otherwise be ignored without a word."""
+    found = [name for name in os.environ if name.upper().startswith(ENV_PREFIX)]
+    if isinstance(env_file, str | Path) and os.path.isfile(env_file):
+        found += [name for name in dotenv_values(env_file) if name.upper().startswith(ENV_PREFIX)]
+    unknown = [name for name in found if name not in _warned]
+    if not unknown:
+        return
+    known = _variables()
+    for name in unknown:
+        _warned.add(name)
+        if name.upper() in known:
+            continue
+        # Compared without the prefix they all share, which would make anything close.
+        suffixes = [variable.removeprefix(ENV_PREFIX) for variable in known]
+        close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), suffixes, n=1)
+        hint = (
+            f"did you mean {ENV_PREFIX}{close[0]}?"
+            if close
+            else "see .env.example for the settings"
+        )
+        _log.warning("%s names no setting and is ignored: %s", name, hint)

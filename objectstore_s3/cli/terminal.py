@@ -18,9 +18,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from pydantic_core import ErrorDetails
-from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -33,7 +31,12 @@ from rich.progress import (
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
 
-from objectstore_s3.errors import InvalidKeyError, KeyNotFoundError, ObjectStoreError
+from objectstore_s3.errors import (
+    InvalidKeyError,
+    InvalidSettingError,
+    KeyNotFoundError,
+    ObjectStoreError,
+)
 from objectstore_s3.keys import normalize_key
 from objectstore_s3.settings import ObjectStoreSettings
 
@@ -194,10 +197,13 @@ def settings_from(overrides: dict[str, Any]) -> ObjectStoreSettings:
     """The settings (environment, `.env`, flags); invalid ones are a usage error."""
     try:
         return ObjectStoreSettings(**overrides)
-    except ValidationError as exc:
-        fail("invalid settings: " + "; ".join(_problem(d, overrides) for d in exc.errors()), USAGE)
-    except SettingsError as exc:
-        fail(f"invalid settings: {exc}", USAGE)
+    except InvalidSettingError as exc:  # details: a flag's setting is named by its flag
+        problems = [_problem(d, overrides) for d in exc.details]
+        fail(
+            "invalid settings: "
+            + ("; ".join(problems) or str(exc).removeprefix("Invalid setting: ")),
+            USAGE,
+        )
 
 
 @contextmanager

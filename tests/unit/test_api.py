@@ -23,6 +23,7 @@ def test_all_is_pinned() -> None:
         "BucketNotFoundError",
         "Compression",
         "InvalidKeyError",
+        "InvalidSettingError",
         "KeyNotFoundError",
         "KeyValuePair",
         "LocalFileConflictError",

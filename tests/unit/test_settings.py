@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from objectstore_s3 import ObjectStore, ObjectStoreSettings, StoragePermissions
+from objectstore_s3 import InvalidSettingError, ObjectStore, ObjectStoreSettings, StoragePermissions
 from objectstore_s3.settings import DAY_SECONDS, MAX_PART_BYTES, YEAR_SECONDS
 
 SECRET = "s3cr3t-VALUE-never-shown"
@@ -67,7 +66,7 @@ def test_project_id_may_be_a_string() -> None:
     ],
 )
 def test_invalid_settings_name_the_field(field: str, value: object) -> None:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidSettingError) as caught:
         ObjectStoreSettings(**{field: value})
     assert field in str(caught.value)
 
@@ -87,7 +86,7 @@ def test_settings_that_make_no_sense_infinite_are_bounded(field: str, value: obj
     as "may or may not have been applied" for a request never sent. Infinity, NaN and
     values past the documented bound (a day; a year for the cache's max age) are refused
     at construction, naming the field."""
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidSettingError) as caught:
         ObjectStoreSettings(**{field: value})
     assert field in str(caught.value)
     assert "finite number" in str(caught.value) or "less than or equal" in str(caught.value)
@@ -109,12 +108,12 @@ def test_the_bounds_themselves_are_accepted() -> None:
 @pytest.mark.parametrize("field", ["multipart_threshold_bytes", "multipart_chunksize_bytes"])
 def test_parts_larger_than_s3_takes_are_refused(field: str) -> None:
     """Issue 18 break 9: S3 takes at most 5 GiB in one PUT or one part."""
-    with pytest.raises(ValidationError, match=field):
+    with pytest.raises(InvalidSettingError, match=field):
         ObjectStoreSettings(**{field: MAX_PART_BYTES + 1})
 
 
 def test_credentials_go_together() -> None:
-    with pytest.raises(ValidationError, match="access_key_id and secret_access_key"):
+    with pytest.raises(InvalidSettingError, match="access_key_id and secret_access_key"):
         ObjectStoreSettings(access_key_id="AKIA")
 
 
@@ -139,7 +138,7 @@ def test_secret_never_shown(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_secret_hidden_from_validation_errors() -> None:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidSettingError) as caught:
         ObjectStoreSettings(secret_access_key=SECRET, bucket="BAD")
     assert SECRET not in str(caught.value)
 
@@ -168,7 +167,7 @@ def test_relative_path_settings_become_absolute() -> None:
 
 
 def test_unset_variable_in_a_path_names_it_and_the_field() -> None:
-    with pytest.raises(ValidationError, match="NOT_SET_FOR_THIS_TEST is not set") as caught:
+    with pytest.raises(InvalidSettingError, match="NOT_SET_FOR_THIS_TEST is not set") as caught:
         ObjectStoreSettings(cache_dir="$NOT_SET_FOR_THIS_TEST/cache")
     assert "cache_dir" in str(caught.value)
 
