@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
@@ -29,10 +27,12 @@ from .keys import normalize_key
 from .lean import PERMISSION_MESSAGES, KeyValuePair, ObjectStat, StorageUsage
 from .node.node import Node, Parts
 from .node.readahead import fetch_ahead
+from .node.updates import read_modify_write
 from .node.view import Listed
+from .node.writer import Expect
+from .objects import WholeObjects, stat_of
 from .settings import ObjectStoreSettings
 from .transport.base import Backend
-from .values import TypedValues
 
 __all__ = ["KeyValuePair", "ObjectStat", "ObjectStore", "StorageUsage"]
 
@@ -42,7 +42,7 @@ R = TypeVar("R")
 log = logging.getLogger("objectstore_s3")
 
 
-class ObjectStore(TypedValues):
+class ObjectStore(WholeObjects):
     """An organization-wide Object Store on an S3 bucket, with a node-local cache."""
 
     def __init__(
@@ -99,7 +99,7 @@ class ObjectStore(TypedValues):
         used = self._node.reconcile(abort_uploads_older_than)
         return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
 
-    def _save_file(self, key: str) -> bool:
+    def _save_file(self, key: str, expect: Expect | None = None) -> bool:
         self._require("write")
         path = self._node.local.states.path_for(key)
         if not path.is_file():
@@ -107,11 +107,25 @@ class ObjectStore(TypedValues):
                 f"No file to save for key '{key}': {path} does not exist. Write it first "
                 "(e.g. df.to_parquet(store.get_file_path(key)))."
             )
-        return self._guarded(lambda: self._parts.writer.put_file(key, path))
+        return self._guarded(lambda: self._parts.writer.put_file(key, path, expect=expect))
 
-    def _save(self, key: str, data: bytes) -> bool:
+    def _save(self, key: str, data: bytes, expect: Expect | None = None) -> bool:
         self._require("write")
-        return self._guarded(lambda: self._parts.writer.put(key, data))
+        writer = self._parts.writer
+        if expect is not None:
+            return self._guarded(lambda: writer.put_checked(key, data, expect))
+        return self._guarded(lambda: writer.put(key, data))
+
+    def _put(self, key: str, data: bytes, expect: Expect | None) -> ObjectStat:
+        self._require("write")
+        info = self._parts.writer.put_checked(key, data, expect)
+        return stat_of(Listed(key, info.size, info.etag, info.last_modified))
+
+    def _update(self, key: str, change: Callable[[bytes | None], bytes], attempts: int) -> bytes:
+        self._require("read")
+        self._require("write")
+        value, _ = read_modify_write(self._parts.writer, key, change, attempts=attempts)
+        return value
 
     def _guarded(self, write: Callable[[], object]) -> bool:
         """Run a write; a quota refusal is raised in research mode, else reported."""
@@ -124,8 +138,10 @@ class ObjectStore(TypedValues):
             return False
         return True
 
-    def _load(self, key: str) -> bytes | None:
+    def _load(self, key: str, version: str | None = None) -> bytes | None:
         self._require("read")
+        if version is not None:
+            return self._parts.view.read_version(key, version)
         return self._parts.view.read(key)
 
     # -- keys ----------------------------------------------------------------------------
@@ -184,6 +200,15 @@ class ObjectStore(TypedValues):
     def __len__(self) -> int:
         return len(self.keys)
 
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes `start`..`end`-1 of a key's value (fewer at its end) without fetching the
+        rest: one ranged GET for a large object (the console's preview reads <= 1 MiB)."""
+        from .node.ranges import read_range  # the one caller; kept out of the import block
+
+        name = self._key(key)
+        self._require("read")
+        return read_range(self._parts, name, start, end)
+
     # -- local files -----------------------------------------------------------------------
 
     def get_file_path(self, key: str) -> str:
@@ -194,37 +219,6 @@ class ObjectStore(TypedValues):
         parts = self._parts
         with parts.writer.locked(name), self._node.local.files.key_lock(name):
             return str(parts.view.materialize(name))
-
-    # -- whole files and metadata (the CLI's operations) -------------------------------------
-
-    def stat(self, key: str) -> ObjectStat:
-        """Size, ETag and last-modified time of a key; KeyNotFoundError if absent."""
-        name = self._key(key)
-        self._require("read")
-        found = self._parts.view.info(name)
-        if found is None:
-            raise KeyNotFoundError(name)
-        return _stat(found)
-
-    def list_objects(self, prefix: str = "") -> list[ObjectStat]:
-        """Every key starting with `prefix`, sorted, with its size, ETag and time."""
-        self._require("read")
-        return [_stat(item) for item in self._parts.view.listing(prefix)]
-
-    def download_file(self, key: str, path: str | Path, progress: Progress | None = None) -> None:
-        """Stream a key's value into a local file (ranged parts, bounded memory)."""
-        name = self._key(key)
-        self._require("read")
-        self._parts.view.download(name, Path(path), progress)
-
-    def upload_file(self, key: str, path: str | Path, progress: Progress | None = None) -> bool:
-        """Store a local file's content under `key` (multipart, bounded memory, quota)."""
-        name = self._key(key)
-        self._require("write")
-        source = Path(path)
-        if not source.is_file():
-            raise FileNotFoundError(f"No file to upload for key '{name}': {source} does not exist")
-        return self._guarded(lambda: self._parts.writer.put_file(name, source, progress=progress))
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -315,8 +309,3 @@ def _weak_report(store: ObjectStore) -> Callable[[ObjectStoreError], None]:
             log.error("%s", error)
 
     return report
-
-
-def _stat(item: Listed) -> ObjectStat:
-    when = None if item.last_modified is None else datetime.fromtimestamp(item.last_modified, UTC)
-    return ObjectStat(item.key, item.size, item.etag, when)

@@ -121,7 +121,7 @@ BACKENDS = [
     pytest.param("seaweedfs", marks=pytest.mark.seaweedfs),
     pytest.param("seaweedfs-obstore", marks=pytest.mark.seaweedfs),
 ]
-RCLONE_MODULES = {"test_rclone"}  # and every module of tests/contract/
+RCLONE_MODULES = {"test_rclone", "test_safe_updates"}  # and every module of tests/contract/
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -12,13 +12,16 @@ node that crashed and replays later never overwrites what others wrote meanwhile
 deleted meanwhile is judged by the delete's tombstone (tombstones.py), which every delete
 made here leaves.
 An answer that never came is resolved with a HEAD before anything is counted.
+
+A user's own precondition (`if_match`, `if_absent`: `strict`) is never retried over
+another object: its 412 is the user's answer. What one attempt plans and counts is in
+attempts.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from objectstore_s3.errors import (
@@ -30,93 +33,25 @@ from objectstore_s3.errors import (
 from objectstore_s3.quota import Quota, Spend
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress, content_etag
 
+from .attempts import (
+    Attempt,
+    Pending,
+    Superseded,
+    ambiguous,
+    base_of,
+    count_repeats,
+    refused,
+    unsafe,
+    written_after,
+)
 from .tombstones import HORIZON, Tombstones
 
-__all__ = ["Committer", "Pending", "Superseded"]
+__all__ = ["Committer"]
 
 log = logging.getLogger("objectstore_s3")
 
 _ROUNDS = 8  # precondition retries before giving up on a key that keeps changing
 _OPTIMISTIC_BYTES = 1024 * 1024  # up to this, guess "absent" rather than HEAD first
-
-
-@dataclass(frozen=True)
-class Superseded:
-    """A pending write that lost to a newer object, or to a delete (`current` None),
-    made after it was accepted."""
-
-    key: str
-    current: ObjectInfo | None
-
-
-def _plan(base: Base, size: int) -> tuple[dict[str, str], int, int]:
-    """(precondition, files delta, bytes delta) of writing `size` bytes over `base`."""
-    if base.known and base.etag is not None:
-        return {"if_match": base.etag}, 0, size - base.size
-    return {"if_none_match": "*"}, 1, size
-
-
-def _base_of(info: ObjectInfo | None) -> Base:
-    return Base.absent() if info is None else Base(info.etag, info.size, True)
-
-
-def written_after(info: ObjectInfo, accepted: tuple[float, float]) -> bool | None:
-    """Whether the object was surely written after the acceptance window (True), surely
-    before it (False), or cannot be told (None). S3 keeps Last-Modified in whole seconds."""
-    if info.last_modified is None:
-        return None
-    resolution = 1.0 if float(info.last_modified).is_integer() else 1e-6
-    if info.last_modified > accepted[1]:
-        return True
-    if info.last_modified + resolution < accepted[0]:
-        return False
-    return None
-
-
-@dataclass(frozen=True)
-class Pending:
-    """What a pending write is judged by: when it was accepted (server-clock bounds), the
-    lease of the store that accepted it, and the tombstones its batch listed (or None)."""
-
-    accepted: tuple[float, float]
-    lease: str | None = None
-    recent: Mapping[str, ObjectInfo] | None = None
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """One send of a write: its precondition and what it counts if it lands."""
-
-    condition: dict[str, str]
-    files: int
-    delta: int
-    blind: bool  # sent without a precondition although the server honours them
-    conditional_put: bool
-
-    @staticmethod
-    def over(base: Base, size: int, conditional_put: bool, refused_as_expected: int) -> _Attempt:
-        condition, files, delta = _plan(base, size)
-        # A server that refuses a precondition its own HEAD says holds (SeaweedFS:
-        # `If-None-Match: *` on `a` while `a/b` exists) gets, the second time, an
-        # unconditional write, counted as a maybe (its increase only).
-        blind = not conditional_put or refused_as_expected >= 2
-        if blind:
-            condition = {}
-            if conditional_put:
-                # Unconditional, so it may create the key (deleted since the HEAD): it
-                # reserves and counts a new object's increase.
-                files, delta = 1, size
-        return _Attempt(condition, files, delta, blind, conditional_put)
-
-    def count(self, spend: Spend, *, answered: bool) -> None:
-        """Count a write that landed: exactly as planned, unless it went without a
-        precondition (then as a create or not: drift for the next recount). Without
-        conditional writes at all, an answered write counts as planned (best effort)."""
-        unknown = self.blind and (self.conditional_put or not answered)
-        if unknown:
-            spend.unknown(self.files, self.delta)
-        else:
-            spend.effect(self.files, self.delta)
 
 
 class Committer:
@@ -144,8 +79,11 @@ class Committer:
         *,
         pending: Pending | None = None,
         held: str | None = None,
+        strict: bool = False,
     ) -> ObjectInfo | Superseded:
-        """Write `data`; a `Superseded` if pending work lost to a newer object or delete."""
+        """Write `data`; a `Superseded` if pending work lost to a newer object or delete.
+        `strict`: the user's own precondition (`if_match` / `if_absent`), never retried
+        over another object: a 412 raises PreconditionFailedError naming the current ETag."""
 
         expected = content_etag(data)  # once: the backend needs it too (lost answers)
 
@@ -158,7 +96,9 @@ class Committer:
             if self._deleted_after(key, tombstone, pending, expected_object=False):
                 return Superseded(key, None)
         yields = None if pending is None else self._newer_than(key, pending)
-        return self._write(key, len(data), base, send, yields=yields, held=held, expected=expected)
+        return self._write(
+            key, len(data), base, send, yields=yields, held=held, expected=expected, strict=strict
+        )
 
     def _newer_than(self, key: str, pending: Pending) -> Callable[[ObjectInfo | None], bool]:
         """Pending work gives way to an object written after it was accepted, or maybe so;
@@ -204,9 +144,10 @@ class Committer:
         size: int,
         keep_rival: bool,
         progress: Progress | None = None,
+        strict: bool = False,
     ) -> ObjectInfo | Superseded:
-        """Upload a local file. `keep_rival` (automatic syncs): an object that changed
-        since the file's last sync is never overwritten (a Superseded is returned)."""
+        """Upload a local file. `keep_rival` (automatic syncs): an object changed since
+        the file's last sync is never overwritten (a Superseded). `strict`: see `put`."""
 
         def send(condition: dict[str, str]) -> ObjectInfo:
             return self._backend.upload(
@@ -214,7 +155,7 @@ class Committer:
             )
 
         yields = (lambda current: True) if keep_rival else None
-        return self._write(key, size, base, send, yields=yields, held=None)
+        return self._write(key, size, base, send, yields=yields, held=None, strict=strict)
 
     def _write(
         self,
@@ -226,17 +167,20 @@ class Committer:
         yields: Callable[[ObjectInfo | None], bool] | None,
         held: str | None,
         expected: str | None = None,
+        strict: bool = False,
     ) -> ObjectInfo | Superseded:
         """Send with the precondition `base` implies (`expected`: the ETag the object will
         have, when known); after a 412, `yields(current)` says whether to give way to the
-        object found (else the write is retried over it)."""
+        object found (else the write is retried over it). `strict`: see `put`."""
         conditional_put, _ = self._conditional()
+        if strict and not conditional_put:
+            raise unsafe(key)
         refused_as_expected = unanswered = 0
         for _ in range(_ROUNDS):
             if not conditional_put or (not base.known and size > _OPTIMISTIC_BYTES):
-                base = _base_of(self._backend.head(key))
-            attempt = _Attempt.over(base, size, conditional_put, refused_as_expected)
-            outcome = self._send(key, size, attempt, send, held)
+                base = base_of(self._backend.head(key))
+            attempt = Attempt.over(base, size, conditional_put, refused_as_expected)
+            outcome = self._send(key, size, attempt, send, held, strict=strict)
             if isinstance(outcome, ObjectInfo):
                 return outcome
             if outcome is not None:
@@ -245,16 +189,22 @@ class Committer:
                     raise outcome  # the server keeps not answering: report it
             # 412: this node's belief was stale (or the server refused for its own reasons).
             current = self._backend.head(key)
+            if strict:
+                # A user's precondition: an object with our content may be another
+                # writer's equal value (two updates of a counter from one value), so
+                # only an attempt of ours left unanswered makes it maybe ours.
+                mine = unanswered and current is not None and current.etag == expected
+                raise ambiguous(key) if mine else refused(key, base, current)
             if current is not None and expected is not None and current.etag == expected:
                 # Our own earlier attempt (its answer lost in a previous flush) is there,
                 # and was counted (its increase) when it was sent.
                 return current
-            if _base_of(current) == base:
+            if base_of(current) == base:
                 refused_as_expected += outcome is None
                 continue
             if yields is not None and yields(current):
                 return Superseded(key, current)
-            base = _base_of(current)
+            base = base_of(current)
         raise StorageUnavailableError(
             f"'{key}' kept changing under {_ROUNDS} attempts to write it (other writers); "
             "try again."
@@ -264,50 +214,49 @@ class Committer:
         self,
         key: str,
         size: int,
-        attempt: _Attempt,
+        attempt: Attempt,
         send: Callable[[dict[str, str]], ObjectInfo],
         held: str | None,
+        *,
+        strict: bool = False,
     ) -> ObjectInfo | OutcomeUnknownError | None:
         """One attempt inside its quota transaction: the object written, the lost answer
-        of an attempt not found written (its increase counted), or None after a 412."""
+        of an attempt not found written (its increase counted), or None after a 412.
+        `strict`: a lost answer found "as sent" is still in doubt (see `_write`)."""
         with self._quota.transaction(key, attempt.files, attempt.delta, held=held) as spend:
             try:
                 info = send(attempt.condition)
             except PreconditionFailedError:
                 return None
             except OutcomeUnknownError as exc:
-                return self._resolve_lost(key, size, attempt, spend, exc)
-            self._repeats(spend, attempt.condition, size, info.repeats)
+                found = self._resolve_lost(key, size, attempt, spend, exc)
+                if strict and isinstance(found, ObjectInfo):
+                    raise ambiguous(key) from exc
+                return found
+            count_repeats(spend, attempt.condition, size, info.repeats)
             attempt.count(spend, answered=True)
             return info
 
     def _resolve_lost(
-        self, key: str, size: int, attempt: _Attempt, spend: Spend, exc: OutcomeUnknownError
+        self, key: str, size: int, attempt: Attempt, spend: Spend, exc: OutcomeUnknownError
     ) -> ObjectInfo | OutcomeUnknownError:
         """An attempt whose answer was lost: a HEAD tells whether it landed as sent."""
         try:
             current = self._backend.head(key)
         except ObjectStoreError:
             spend.unanswered(attempt.files, attempt.delta)  # cannot even look: a maybe
-            self._repeats(spend, attempt.condition, size, exc.lost - 1)
+            count_repeats(spend, attempt.condition, size, exc.lost - 1)
             raise
         if current is not None and current.etag == exc.expected_etag:
             attempt.count(spend, answered=False)  # it landed
-            self._repeats(spend, attempt.condition, size, exc.lost - 1)
+            count_repeats(spend, attempt.condition, size, exc.lost - 1)
             return current
         # Not there as sent. It may have landed and been replaced, or land still (a slow
         # server, a request stuck in a queue: the retry then meets it). Count its increase
         # (never a decrease), then write again.
         spend.unanswered(attempt.files, attempt.delta)
-        self._repeats(spend, attempt.condition, size, exc.lost - 1)
+        count_repeats(spend, attempt.condition, size, exc.lost - 1)
         return exc
-
-    @staticmethod
-    def _repeats(spend: Spend, condition: dict[str, str], size: int, count: int) -> None:
-        """Attempts that timed out may land yet, each once: without If-Match (If-None-Match
-        after a delete, or no precondition) each can make a new object."""
-        if count > 0:
-            spend.may_repeat(count * ("if_match" not in condition), count * size)
 
     def delete(
         self, key: str, base: Base, *, accepted: tuple[float, float] | None = None
@@ -334,7 +283,7 @@ class Committer:
                 rival = accepted is not None and written_after(current, accepted) is not False
                 if rival and not expected:
                     return Superseded(key, current)
-                base = _base_of(current)
+                base = base_of(current)
             with self._quota.transaction(key) as spend:
                 try:
                     self._backend.delete(key, if_match=base.etag if conditional_delete else None)
@@ -363,5 +312,5 @@ class Committer:
                 return False  # someone else deleted it: they count it
             if accepted is not None and written_after(current, accepted) is not False:
                 return Superseded(key, current)
-            base = _base_of(current)
+            base = base_of(current)
         raise ObjectStoreError(f"'{key}' kept changing under {_ROUNDS} attempts to delete it")

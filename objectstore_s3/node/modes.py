@@ -12,8 +12,10 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from objectstore_s3.errors import LocalPathClashError, StorageLimitExceededError
+from objectstore_s3.errors import KeyNotFoundError, LocalPathClashError, StorageLimitExceededError
+from objectstore_s3.transport.base import Base
 
+from .view import NodeView
 from .writer import Writer
 
 __all__ = ["WriteBehind", "WriteThrough", "Writer"]
@@ -27,7 +29,7 @@ class WriteThrough(Writer):
 
     def delete(self, key: str) -> None:
         with self.locked(key):
-            base = self._require_existing(key)
+            base = _require_existing(self.view, key)
             try:
                 self.committer.delete(key, base)
             except BaseException:
@@ -91,7 +93,7 @@ class WriteBehind(Writer):
 
     def delete(self, key: str) -> None:
         with self.accepting(key):
-            base = self._require_existing(key)
+            base = _require_existing(self.view, key)
             previous = self.journal.get(key)
             accepted_server = self.backend.server_time()
             with _signals_deferred():
@@ -99,6 +101,18 @@ class WriteBehind(Writer):
                 if previous is not None:
                     self.quota.release(previous.token)
             self._after_delete(key)
+
+
+def _require_existing(view: NodeView, key: str) -> Base:
+    """What a delete starts from; KeyNotFoundError if this node sees no such key."""
+    exists, base = view.presence(key)
+    if not exists:
+        raise KeyNotFoundError(
+            key,
+            f"The key '{key}' does not exist in the Object Store. Please use "
+            "ObjectStore.ContainsKey(key) to check if an object exists before deleting.",
+        )
+    return base
 
 
 @contextmanager

@@ -20,7 +20,9 @@ from objectstore_s3.local.files import LocalFiles
 from objectstore_s3.local.filestate import FileStates
 from objectstore_s3.local.journal import Journal
 from objectstore_s3.local.segments import PendingEntry
-from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress
+from objectstore_s3.transport.base import Backend, Base, ObjectData, ObjectInfo, Progress
+
+from .versions import VersionReads
 
 __all__ = ["KeyState", "Listed", "NodeView"]
 
@@ -68,6 +70,7 @@ class NodeView:
         self._revalidate = revalidate
         self._max_age = max_age
         self._is_key = is_key
+        self.versions = VersionReads(cache, files, backend)  # earlier versions, by id
 
     def state(self, key: str, *, with_body: bool = False) -> KeyState:
         registered = self._states.is_registered(key)
@@ -115,21 +118,37 @@ class NodeView:
 
     def _fetch(self, key: str, entry: CacheEntry | None) -> bytes | None:
         """GET the key (conditional on a stale cached copy) and fill the cache."""
+        data = self._get(key, entry)
+        if data is not None:
+            return data.body
+        if self._states.is_registered(key):
+            return None  # handed out by get_file_path, nothing written yet
+        raise KeyNotFoundError(key)
+
+    def read_version(self, key: str, version_id: str) -> bytes:
+        """One version's value (immutable: cached by id, see versions.py)."""
+        return self.versions.read(key, version_id)
+
+    def current(self, key: str) -> ObjectData | None:
+        """The bucket's object now, whatever the cache's freshness says (a GET, answered
+        304 when the cached copy is current); None if the key does not exist."""
+        return self._get(key, self._cache.get(key))
+
+    def _get(self, key: str, entry: CacheEntry | None) -> ObjectData | None:
+        """GET conditional on `entry`, the cache filled or touched; None: no object."""
         generation = self._cache.generation(key)
         try:
             data = self._backend.get(key, if_none_match=entry.etag if entry else None)
         except KeyNotFoundError:
             if entry is not None:
                 self._cache.invalidate(key)
-            if self._states.is_registered(key):
-                return None  # handed out by get_file_path, nothing written yet
-            raise
+            return None
         if data is None:  # 304: the cached copy is current
             assert entry is not None
             self._cache.touch(key, entry, generation)
-            return entry.body
+            return ObjectData(entry.body, ObjectInfo(key, len(entry.body), entry.etag))
         self._cache.fill(key, data.body, data.info.etag, generation, had_entry=entry is not None)
-        return data.body
+        return data
 
     def exists(self, key: str) -> bool:
         state = self.state(key)

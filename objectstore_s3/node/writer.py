@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from objectstore_s3.errors import (
-    KeyNotFoundError,
     LocalFileConflictError,
     LocalPathClashError,
     ObjectStoreError,
@@ -35,15 +35,38 @@ from objectstore_s3.local.state import LocalState
 from objectstore_s3.quota import Quota
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress
 
-from .commit import Committer, Pending, Superseded
+from .attempts import Pending, Superseded, refused
+from .commit import Committer
 from .keylocks import KeyLocks
 from .view import NodeView
 
-__all__ = ["Report", "Writer"]
+__all__ = ["Expect", "Report", "Writer"]
 
 log = logging.getLogger("objectstore_s3")
 
 Report = Callable[[ObjectStoreError], None]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A user's precondition on a save: the object has ETag `etag`, or (`absent`) no
+    object exists."""
+
+    etag: str | None = None
+    absent: bool = False
+
+    def base(self, known: Base, head: Callable[[], ObjectInfo | None], key: str) -> Base:
+        """The write's precondition. The size replaced comes from what this node knows
+        (`known`) or a HEAD; an `if_match` the bucket already contradicts fails before
+        anything is sent (the server checks the rest)."""
+        if self.absent:
+            return Base.absent()
+        if known.known and known.etag == self.etag:
+            return known
+        current = head()
+        if current is None or current.etag != self.etag:
+            raise refused(key, Base(self.etag, 0, True), current)
+        return Base(current.etag, current.size, True)
 
 
 class Writer:
@@ -99,15 +122,19 @@ class Writer:
         *,
         automatic: bool = False,
         progress: Progress | None = None,
-    ) -> bool:
+        expect: Expect | None = None,
+    ) -> ObjectInfo:
         """Upload a file under `key` now. The key's own local file is recorded as synced;
-        an automatic sync gives way to an object changed since the file's last sync."""
+        an automatic sync gives way to an object changed since the file's last sync.
+        `expect`: the user's precondition (see `expected`)."""
         own = path == self.states.path_for(key)
         with self.locked(key), self.files.key_lock(key):
             before = path.stat()
             if automatic:
                 state = self.states.state(key)
                 base = Base(state.etag, state.size, True) if state and state.etag else Base.absent()
+            elif expect is not None:
+                base = self.expected(key, expect)
             else:
                 base = self.view.base(key)
             try:
@@ -119,6 +146,7 @@ class Writer:
                     size=before.st_size,
                     keep_rival=automatic,
                     progress=progress,
+                    strict=expect is not None,
                 )
             except BaseException:
                 self.cache.invalidate(key)
@@ -130,7 +158,7 @@ class Writer:
                 if own:
                     self.states.record(key, result.etag, before)
                 self._supersede_pending(key)
-        return True
+        return result
 
     def _supersede_pending(self, key: str) -> None:
         """A write just made replaces whatever was pending for the key."""
@@ -160,11 +188,13 @@ class Writer:
         if self.states.is_registered(key) or self.states.path_for(key).is_file():
             self.states.forget(key)
 
-    def _write_through(self, key: str, data: bytes) -> None:
-        """Commit a value now; it replaces whatever was pending for the key."""
+    def _write_through(self, key: str, data: bytes, expect: Expect | None = None) -> ObjectInfo:
+        """Commit a value now; it replaces whatever was pending for the key. `expect`:
+        the user's precondition (see `expected`), checked by the server."""
         with self.locked(key):
+            base = self.view.base(key) if expect is None else self.expected(key, expect)
             try:
-                result = self.committer.put(key, data, self.view.base(key))
+                result = self.committer.put(key, data, base, strict=expect is not None)
             except BaseException:
                 self.cache.invalidate(key)
                 raise
@@ -172,16 +202,25 @@ class Writer:
             with self.accepting(key), _invalidating(self.cache, key):
                 self._after_put(key, data, result, accepted=False)
                 self._supersede_pending(key)
+            return result
 
-    def _require_existing(self, key: str) -> Base:
-        exists, base = self.view.presence(key)
-        if not exists:
-            raise KeyNotFoundError(
-                key,
-                f"The key '{key}' does not exist in the Object Store. Please use "
-                "ObjectStore.ContainsKey(key) to check if an object exists before deleting.",
-            )
-        return base
+    def put_checked(self, key: str, data: bytes, expect: Expect | None) -> ObjectInfo:
+        """Write through, in either mode, and return what the bucket answered: a
+        conditional save needs the server's verdict, and the caller the new ETag."""
+        return self._write_through(key, data, expect)
+
+    def expected(self, key: str, expect: Expect) -> Base:
+        """The precondition of a user's `if_match` / `if_absent`, after this node's
+        pending work on the key is committed (the user's ETag is the bucket's)."""
+        self.settle(key)
+        return expect.base(self.view.base(key), lambda: self.backend.head(key), key)
+
+    def settle(self, key: str) -> None:
+        """Commit this node's pending work on `key` now."""
+        with self.locked(key):
+            entry = self.journal.get(key)
+            if entry is not None:
+                self._upload(entry, None)
 
     # -- flushing --------------------------------------------------------------------------
 
