@@ -28,6 +28,7 @@ from .errors import (
     UnsupportedOperationError,
     VersioningNotEnabledError,
 )
+from .lean import KeyVersion
 from .settings import ObjectStoreSettings, StoragePermissions
 from .store import KeyValuePair, ObjectStat, ObjectStore, StorageUsage
 
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidSettingError",
     "KeyNotFoundError",
     "KeyValuePair",
+    "KeyVersion",
     "LocalFileConflictError",
     "LocalPathClashError",
     "LocalStorageError",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["Generic_", "KeyValuePair", "ObjectStat", "StorageUsage"]
+__all__ = ["Generic_", "KeyValuePair", "KeyVersion", "ObjectStat", "StorageUsage"]
 
 R = TypeVar("R")
 
@@ -49,6 +49,21 @@ class ObjectStat(NamedTuple):
     size: int
     etag: str | None
     last_modified: datetime | None
+
+
+class KeyVersion(NamedTuple):
+    """One version of a key, as `history` lists them (newest first). `deleted`: a
+    deletion (a delete marker: size 0, no ETag). `version_id` is "null" for what was
+    written while the bucket's versioning was off (on a bucket without versioning, the
+    current object is its one version, "null")."""
+
+    key: str
+    version_id: str
+    size: int
+    etag: str | None
+    last_modified: datetime | None
+    is_current: bool
+    deleted: bool
 
 
 class StorageUsage(NamedTuple):

@@ -30,9 +30,10 @@ from .node.readahead import fetch_ahead
 from .node.updates import read_modify_write
 from .node.view import Listed
 from .node.writer import Expect
-from .objects import WholeObjects, stat_of
+from .objects import stat_of
 from .settings import ObjectStoreSettings
 from .transport.base import Backend
+from .versions import VersionedValues
 
 __all__ = ["KeyValuePair", "ObjectStat", "ObjectStore", "StorageUsage"]
 
@@ -42,7 +43,7 @@ R = TypeVar("R")
 log = logging.getLogger("objectstore_s3")
 
 
-class ObjectStore(WholeObjects):
+class ObjectStore(VersionedValues):
     """An organization-wide Object Store on an S3 bucket, with a node-local cache."""
 
     def __init__(
@@ -211,9 +212,12 @@ class ObjectStore(WholeObjects):
 
     # -- local files -----------------------------------------------------------------------
 
-    def get_file_path(self, key: str) -> str:
-        """A real local file for the key, holding what the key holds on this node."""
+    def get_file_path(self, key: str, *, version: str | None = None) -> str:
+        """A real local file for the key, holding what the key holds on this node;
+        `version`: a read-only file of that earlier version, never synced back."""
         name = self._key(key)
+        if version is not None:
+            return self._version_file(name, version)
         self._require("read")
         self._require("write")
         parts = self._parts

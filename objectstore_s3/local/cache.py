@@ -34,7 +34,7 @@ import diskcache
 from .cachedb import NEVER, SharedDatabase, Slot, bump
 from .cachefill import Fill, PendingFills
 
-__all__ = ["CacheEntry", "CacheMeta", "NodeCache", "namespace_of"]
+__all__ = ["CacheEntry", "CacheMeta", "NodeCache", "namespace_of", "version_entry"]
 
 log = logging.getLogger("objectstore_s3")
 
@@ -65,6 +65,12 @@ class CacheEntry:
 def namespace_of(*parts: str) -> str:
     """A short stable name for (endpoint, bucket, prefix, organization)."""
     return hashlib.blake2b("\x00".join(parts).encode(), digest_size=10).hexdigest()
+
+
+def version_entry(key: str, version_id: str) -> str:
+    """The cache's name for one version of a key: '@' is in no key, so it can never be a
+    user key's name, and the key's own entry is never touched by a version's."""
+    return f"{key}@{version_id}"
 
 
 def _frame(body: bytes, etag: str, validated_at: float) -> bytes:

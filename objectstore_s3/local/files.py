@@ -6,13 +6,19 @@ writer does the uploads). A file is brought in by downloading to a temporary sib
 renaming (the path never holds half a file), with the object's Last-Modified as its
 mtime, as rsync does; a file with unsynced changes is never replaced. Keys `a` and `a/b`
 cannot both have files: that clash is an error naming it. Folders are 0700, files 0600.
+
+An earlier version of a key gets a read-only file (0400) beside the key's own, in
+`<key's file>~versions/`: '~' is in no key, so that folder is never a key's path; a
+version's file is never registered, so it is never synced back.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from filelock import FileLock
 
@@ -27,7 +33,9 @@ from objectstore_s3.transport.base import ObjectInfo
 
 from .filestate import FileState, FileStates, modified_after
 
-__all__ = ["FileState", "LocalFiles"]
+__all__ = ["VERSIONS_SUFFIX", "FileState", "LocalFiles"]
+
+VERSIONS_SUFFIX = "~versions"  # '~' is in no key: the folder is never a key's path
 
 
 class LocalFiles:
@@ -45,11 +53,7 @@ class LocalFiles:
         """The key's path with its folders made (0700); a clash with another key's file
         (`a` is a file and `a/b` is wanted, or the other way) is a LocalPathClashError."""
         path = self.path_for(key)
-        root = self.root.resolve()
-        for parent in reversed(path.relative_to(root).parents):
-            folder = root / parent
-            if folder.exists() and not folder.is_dir():
-                raise self._clash(key, folder)
+        self._check_parents(key, path)
         if path.is_dir():
             under = [k for k in self.states.registered_keys() if k.startswith(key + "/")]
             try:
@@ -61,6 +65,13 @@ class LocalFiles:
         private_directory(path.parent)
         remove_stale_temporaries(path.parent)
         return path
+
+    def _check_parents(self, key: str, path: Path) -> None:
+        root = self.root.resolve()
+        for parent in reversed(path.relative_to(root).parents):
+            folder = root / parent
+            if folder.exists() and not folder.is_dir():
+                raise self._clash(key, folder)
 
     def _clash(self, key: str, where: Path) -> LocalPathClashError:
         kind = "a folder" if where.is_dir() else "a file"
@@ -108,6 +119,14 @@ class LocalFiles:
             # Written here for a key that was new (and since created elsewhere), or a file
             # we know nothing about that is newer than the object: unsynced work.
             raise self.conflict(key, path)
+        return self._download_to(key, path, download)
+
+    def overwrite(self, key: str, download: Callable[[Path], ObjectInfo]) -> Path:
+        """Make the key's file hold a download of what the bucket holds now, replacing
+        local changes as a save's value does (a restore or a copy onto the key)."""
+        return self._download_to(key, self.prepare(key), download)
+
+    def _download_to(self, key: str, path: Path, download: Callable[[Path], ObjectInfo]) -> Path:
         temporary = temporary_name(path, "part")
         try:
             got = download(temporary)
@@ -118,7 +137,34 @@ class LocalFiles:
             temporary.replace(path)
         finally:
             temporary.unlink(missing_ok=True)
-        states.record(key, got.etag)
+        self.states.record(key, got.etag)
+        return path
+
+    def version_path(self, key: str, version_id: str) -> Path:
+        """Where a version's read-only file goes (the id escaped: S3's may hold '/')."""
+        path = self.path_for(key)
+        name = quote(version_id, safe="").replace(".", "%2E")  # never '.' or '..'
+        return path.with_name(path.name + VERSIONS_SUFFIX) / name
+
+    def keep_version(
+        self, key: str, version_id: str, write: Callable[[Path], object], *, immutable: bool
+    ) -> Path:
+        """A version's file, read-only (0400): `write(temporary)` fills it once, unless an
+        `immutable` version's file is there already (versions never change; the "null"
+        version, written while versioning was off, may)."""
+        path = self.version_path(key, version_id)
+        self._check_parents(key, path.parent)
+        private_directory(path.parent)
+        if immutable and _read_only_file(path):
+            return path
+        remove_stale_temporaries(path.parent)
+        temporary = temporary_name(path, "part")
+        try:
+            write(temporary)
+            os.chmod(temporary, 0o400)
+            temporary.replace(path)
+        finally:
+            temporary.unlink(missing_ok=True)
         return path
 
     def start_empty(self, key: str) -> Path:
@@ -138,3 +184,13 @@ class LocalFiles:
             "bucket's copy changed too; neither was overwritten. Call save(key) to keep "
             "yours, or delete the local file and call get_file_path(key) to take the bucket's."
         )
+
+
+def _read_only_file(path: Path) -> bool:
+    """Whether `path` is a regular file of ours that nobody may write (as we leave them)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    mode = stat.S_IMODE(info.st_mode)
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and mode == 0o400

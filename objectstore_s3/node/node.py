@@ -35,6 +35,7 @@ from objectstore_s3.transport.base import Backend
 from objectstore_s3.transport.capability import probe
 
 from .commit import Committer
+from .copies import Copies
 from .flusher import Flusher
 from .modes import WriteBehind, WriteThrough
 from .view import NodeView
@@ -55,6 +56,7 @@ class Parts:
     quota: Quota
     view: NodeView
     writer: Writer
+    copies: Copies  # restores and copies (server-side)
 
 
 class Node:
@@ -207,7 +209,8 @@ class Node:
         writer = mode(
             objects, local, view, quota, committer, self._report, concurrency=s.max_concurrency
         )
-        return Parts(objects, quota, view, writer)
+        copies = Copies(writer, conditional_copy=lambda: probe(records).conditional_copy)
+        return Parts(objects, quota, view, writer, copies)
 
     def reconcile(self, abort_uploads_older_than: float) -> Usage:
         """Recount the organization's usage into the ledger, and abort its incomplete
