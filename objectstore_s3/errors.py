@@ -36,9 +36,11 @@ __all__ = [
     "VersioningNotEnabledError",
 ]
 
+# Python's name first (the reader is in Python); LEAN's sentence kept word for word, as
+# the spec quotes it and LEAN users search for it.
 CONTAINS_KEY_HINT = (
-    "Please use ObjectStore.ContainsKey(key) to check if an object exists before "
-    "attempting to read."
+    "Check first with store.contains_key(key) or `key in store` (LEAN: Please use "
+    "ObjectStore.ContainsKey(key) to check if an object exists before attempting to read.)"
 )
 
 
