@@ -21,6 +21,7 @@ from objectstore_s3.fs import open_private, pid_alive
 
 __all__ = [
     "WEED_PORT_FLAGS",
+    "connected_processes",
     "free_ports",
     "launch",
     "pid_alive",
@@ -121,6 +122,29 @@ def s3_answers(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def connected_processes(port: int, *, besides: int | None = None) -> list[int]:
+    """PIDs of the user's processes (not this one, nor `besides`) with a connection open to
+    `port` on this machine: the stores using a local server (a store keeps its connections
+    open between requests). Read from /proc; an empty list where there is none (macOS)."""
+    sockets: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                remote, state, uid, inode = fields[2], fields[3], fields[7], fields[9]
+                ours = state == "01" and int(uid) == os.getuid()  # established, the user's
+                if ours and int(remote.rpartition(":")[2], 16) == port:
+                    sockets.add(f"socket:[{inode}]")
+    found = []
+    for entry in Path("/proc").iterdir() if sockets else ():
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), besides):
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in sockets for fd in (entry / "fd").iterdir()):
+                found.append(int(entry.name))
+    return sorted(found)
+
+
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM, wait up to `timeout`, then SIGKILL: by PID only."""
     with contextlib.suppress(ProcessLookupError):
@@ -138,12 +162,20 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
 
 
 def weed_server_args(data_dir: Path, config: Path, ports: list[int]) -> list[str]:
-    """`weed server`'s arguments: every service on loopback, on the given ports."""
+    """`weed server`'s arguments: every service on loopback, on the given ports. Its own
+    logs go to `data_dir/logs` (glog's default is the system's temporary folder), rotated
+    and at most a few files per severity; errors also reach stderr (the server log). The
+    master's metadata stays in `data_dir/master` (its default, `m<port>`, would make a new
+    folder each time a restart gets another port)."""
     return [
+        f"-logdir={data_dir / 'logs'}",
+        "-alsologtostderr=false",
+        "-log_max_files=3",
         "server",
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
         f"-dir={data_dir}",
+        f"-master.dir={data_dir / 'master'}",
         "-filer",
         "-s3",
         f"-s3.config={config}",

@@ -65,6 +65,7 @@ __all__ = [
     "SeaweedServer",
     "ServerState",
     "find_weed",
+    "local_endpoint",
     "local_server_status",
     "resolve_endpoint",
     "start_local_server",
@@ -155,6 +156,8 @@ class SeaweedServer:
         """Start the server and wait until its S3 gateway answers."""
         weed = find_weed()
         private_directory(self.data_dir, "server data folder")
+        for folder in ("logs", "master"):
+            private_directory(self.data_dir / folder, "server data folder")
         atomic_write(self.data_dir / "master.toml", _MASTER_TOML.encode())
         config = self._write_credentials()
         ports = free_ports(len(WEED_PORT_FLAGS))
@@ -291,6 +294,7 @@ def start_local_server(
             return old
         if old is not None and _is_server(old):
             stop_pid(old.pid, STOP_GRACE_SECONDS)  # alive but not answering: replace it
+        find_weed()  # a missing binary is said instead of "starting the embedded S3 server"
         if report is not None:
             report(
                 f"starting the embedded S3 server (data in {directory}); "
@@ -380,7 +384,11 @@ def resolve_endpoint(settings: ObjectStoreSettings) -> Endpoint:
         return Endpoint(None)
     if settings.endpoint_url != "local":
         return Endpoint(settings.endpoint_url)
-    state = start_local_server(settings)
+    return local_endpoint(settings, start_local_server(settings))
+
+
+def local_endpoint(settings: ObjectStoreSettings, state: ServerState) -> Endpoint:
+    """The endpoint of the embedded server `state` describes, with its own credentials."""
     if settings.access_key_id is not None:
         _note_credentials_ignored()  # once per process: an AWS pair in .env is common
     return Endpoint(state.url, state.access_key_id, state.secret_access_key)
