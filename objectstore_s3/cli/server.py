@@ -2,7 +2,8 @@
 endpoint_url=local (one per `server_dir`, shared by every store of the user).
 
 start and status report the same fields (text or --json): running, url, pid, port and
-the data folder; stop says what it stops and how long it took.
+the data folder; stop says what it stops, how long it took, and which of the user's
+processes have stores connected to it (they start it again on their next request).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import typer
 
+from objectstore_s3.server.processes import connected_processes
 from objectstore_s3.server.seaweedfs import (
     STOP_GRACE_SECONDS,
     ServerState,
@@ -86,13 +88,26 @@ def server_stop(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     started = time.monotonic()
     with reported(ctx.obj.debug):  # an unsafe server_dir is one line that names it
         before = local_server_status(settings)
+        users = connected_processes(before.port, besides=before.pid) if before else []
+        if users and not as_json:
+            note(_in_use(users))
         stopped = stop_local_server(settings, report=None if as_json else note)
     seconds = round(time.monotonic() - started, 2)
     if as_json:
         pid = before.pid if before else None
-        print(json.dumps({"stopped": stopped, "pid": pid, "seconds": seconds}))
+        fields = {"stopped": stopped, "pid": pid, "seconds": seconds, "used_by": users}
+        print(json.dumps(fields))
     else:
         print(f"stopped in {seconds:.1f}s" if stopped else "not running")
+
+
+def _in_use(pids: list[int]) -> str:
+    """What `server stop` says when stores of the user are connected to the server."""
+    listed = ", ".join(str(pid) for pid in pids)
+    return (
+        f"in use: stores in process{'es' if len(pids) > 1 else ''} {listed} are connected "
+        "to it; a store on endpoint_url=local that finds it gone starts it again and retries"
+    )
 
 
 @command(server_app, "status", "objectstore-s3 server status --json")
