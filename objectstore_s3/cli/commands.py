@@ -14,8 +14,6 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,11 +24,12 @@ from rich.console import Console
 
 from objectstore_s3 import __version__
 from objectstore_s3.errors import KeyNotFoundError, ObjectStoreError
-from objectstore_s3.server.seaweedfs import ServerState, start_local_server
-from objectstore_s3.settings import ObjectStoreSettings
 from objectstore_s3.store import ObjectStat, ObjectStore
 
 from .server import server_app
+from .session import ensure_server as _ensure_server
+from .session import open_store as _store
+from .session import settings_of as _settings
 from .terminal import (
     FAILED,
     USAGE,
@@ -47,9 +46,10 @@ from .terminal import (
     note,
     progress_bar,
     reported,
-    settings_from,
 )
 from .terminal import run as run_cli
+from .transfers import transfers_app
+from .ui import ui_app
 
 __all__ = ["app", "main"]
 
@@ -71,6 +71,8 @@ app = typer.Typer(
     ),
 )
 app.add_typer(server_app, name="server", short_help="The embedded S3 server (endpoint_url=local).")
+app.add_typer(transfers_app)  # cp, mv, sync
+app.add_typer(ui_app)  # ui: the web console (cli/ui.py)
 stdout = Console(highlight=False)
 
 KeyArgument = Annotated[str, typer.Argument(metavar="KEY", help="The key, e.g. 123/model.")]
@@ -116,26 +118,6 @@ def _options(
     }
     ctx.obj = Options({name: value for name, value in values.items() if value is not None}, debug)
     install_log_lines()
-
-
-def _settings(ctx: typer.Context) -> ObjectStoreSettings:
-    return settings_from(ctx.obj.overrides)
-
-
-def _ensure_server(ctx: typer.Context, settings: ObjectStoreSettings) -> ServerState | None:
-    """Start the embedded server first (endpoint_url=local), saying so if this starts it."""
-    if settings.endpoint_url != "local":
-        return None
-    with reported(ctx.obj.debug):
-        return start_local_server(settings, report=note)
-
-
-@contextmanager
-def _store(ctx: typer.Context, **options: Any) -> Iterator[ObjectStore]:
-    settings = _settings(ctx)
-    _ensure_server(ctx, settings)
-    with reported(ctx.obj.debug), ObjectStore(settings, **options) as store:
-        yield store
 
 
 def _stat_json(stat: ObjectStat) -> dict[str, Any]:

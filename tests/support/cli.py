@@ -14,7 +14,7 @@ from pathlib import Path
 
 from objectstore_s3 import ObjectStoreSettings
 from objectstore_s3.server.processes import stop_pid
-from objectstore_s3.server.seaweedfs import STOP_GRACE_SECONDS
+from objectstore_s3.server.seaweedfs import STOP_GRACE_SECONDS, SeaweedServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,3 +95,18 @@ def with_terminal_stdin(
     finally:
         os.close(main)
     return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def organization_environment(
+    server: SeaweedServer, tmp_path: Path, **overrides: object
+) -> dict[str, str]:
+    """The environment of a CLI on a test server (SeaweedFS), with an organization of its
+    own and the bucket created."""
+    from objectstore_s3 import ObjectStore
+    from tests.conftest import store_settings
+
+    organization = f"cli-{os.urandom(4).hex()}"
+    settings = store_settings(tmp_path, server, organization_id=organization, **overrides)
+    with ObjectStore(settings) as store:
+        store.create_bucket()
+    return environment(settings)
