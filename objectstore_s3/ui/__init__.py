@@ -1,0 +1,1 @@
+"""The web console (`objectstore-s3 ui`): a Starlette app over the public ObjectStore."""
