@@ -7,7 +7,8 @@ writes it again with `If-None-Match: *` and with a wrong `If-Match` (both must f
 412), tries a delete with a wrong `If-Match` (must fail too, or deletes fall back to a
 HEAD first), copies it twice onto a second probe that exists, with `If-None-Match: *` and
 with a wrong `If-Match` (both must fail, or a restore cannot be made safe), and removes
-the probes (every version of them, on a versioned bucket).
+the probes (every version of them, on a versioned bucket). A server that cannot be
+written at all is not probed: the caller's request reports that failure under its own key.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from objectstore_s3.errors import (
     KeyNotFoundError,
     ObjectStoreError,
+    OutcomeUnknownError,
     PreconditionFailedError,
     StorageUnavailableError,
 )
@@ -30,6 +32,9 @@ __all__ = ["probe"]
 
 _WRONG_ETAG = '"00000000000000000000000000000000"'
 _probed: dict[str, Capabilities] = {}
+# What a write assumes while the server cannot be probed (it fails before it is sent):
+# preconditions sent as if honoured, deletes and copies looked at first (the safe side).
+_NOT_YET = Capabilities(conditional_put=True, conditional_delete=False, conditional_copy=False)
 _lock = threading.Lock()
 
 
@@ -40,7 +45,15 @@ def probe(records: Backend) -> Capabilities:
     if known is not None:
         return known
     key = f"probe/{uuid.uuid4().hex}"
-    versioned = records.put(key, b"probe", if_none_match="*").version_id is not None
+    try:
+        versioned = records.put(key, b"probe", if_none_match="*").version_id is not None
+    except StorageUnavailableError as exc:
+        # Nothing can be written there now (unreachable, failing): nothing is learnt. The
+        # caller's own request meets the same failure and names the user's key, not this
+        # probe's; the next write probes again.
+        if isinstance(exc, OutcomeUnknownError):
+            _remove(records, key, versioned=False)
+        return _NOT_YET
     try:
         conditional_put = _refused(lambda: records.put(key, b"again", if_none_match="*"))
         conditional_put = conditional_put and _refused(
