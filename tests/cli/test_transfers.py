@@ -112,3 +112,23 @@ def test_usage_errors_and_failures_are_one_line(cli: Runner, tmp_path: Path) -> 
     assert "Invalid key" in one_error(cli("cp", "a", "os://bad?key"), 2)
     assert "no such folder" in one_error(cli("cp", "-r", "missing/", "os://p/"), 1)
     assert not (tmp_path / "out").exists()
+
+
+def test_key_to_key_is_a_server_side_copy_and_mv_renames(cli: Runner, tmp_path: Path) -> None:
+    cli("put", "123/model", stdin=b"weights v1")
+    copied = cli("cp", "os://123/model", "os://123/model-backup")
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stdout == b"copy: os://123/model to os://123/model-backup\n"
+    assert cli("get", "123/model-backup").stdout == b"weights v1"
+    cli("put", "123/logs/a.log", stdin=b"a")
+    cli("put", "123/logs/b/c.log", stdin=b"c")
+    assert cli("mv", "-r", "os://123/logs/", "os://123/archive/").returncode == 0
+    assert keys(cli) == [
+        "123/archive/a.log",
+        "123/archive/b/c.log",
+        "123/model",
+        "123/model-backup",
+    ]
+    assert cli("get", "123/archive/b/c.log").stdout == b"c"
+    usage = json.loads(cli("du", "--json").stdout)
+    assert (usage["files"], usage["bytes"]) == (4, 22)  # the copies are counted
