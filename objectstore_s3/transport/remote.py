@@ -12,9 +12,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Generic, Self, TypeVar
 
-from objectstore_s3.errors import OutcomeUnknownError, UnsupportedOperationError
+from objectstore_s3.errors import OutcomeUnknownError
 
 from .base import ObjectData, ObjectInfo, Progress
 from .failures import version_not_found
@@ -126,15 +126,6 @@ class RemoteBackend(ABC, Generic[C]):
 
     if TYPE_CHECKING:  # Backend.put, with the transport's own signature
         put: Callable[..., ObjectInfo]
-
-    # -- versions, copies, URLs: the transports' own (next commit) -------------------------
-
-    def _not_yet(self, *args: object, **kwargs: object) -> Any:
-        raise UnsupportedOperationError(
-            f"{type(self).__name__} does not yet support versions, copies or presigned URLs"
-        )
-
-    versioning = set_versioning = list_versions = copy = delete_version = presign = _not_yet
 
     # -- the look after a lost answer ------------------------------------------------------
 

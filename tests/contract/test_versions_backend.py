@@ -10,6 +10,8 @@ version "null". Presigned URLs are fetched without credentials where a server se
 from __future__ import annotations
 
 import contextlib
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +24,15 @@ from objectstore_s3.errors import (
     PreconditionFailedError,
     UnsupportedOperationError,
 )
+from objectstore_s3.transport import capability
 from objectstore_s3.transport.base import Backend, ObjectData, content_etag
 from objectstore_s3.transport.capability import probe
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 from tests.conftest import BUCKET, store_settings, transport_of
 
-pytestmark = pytest.mark.backends("memory")  # the S3 transports follow in the next commit
-
 VERSIONED_BUCKET = "versions-tests"
+VERSIONED = pytest.mark.backends("memory", "moto", "seaweedfs", "seaweedfs-obstore")
+MIB = 1024 * 1024
 WRONG_ETAG = '"00000000000000000000000000000000"'
 
 
@@ -47,7 +50,12 @@ def _open(backend_name: str, request: pytest.FixtureRequest, tmp: Path, bucket: 
 
 @contextlib.contextmanager
 def _backend(
-    backend_name: str, request: pytest.FixtureRequest, tmp: Path, *, versioned: bool
+    backend_name: str,
+    request: pytest.FixtureRequest,
+    tmp: Path,
+    *,
+    versioned: bool,
+    bucket: str = VERSIONED_BUCKET,
 ) -> Iterator[Backend]:
     """A fresh prefix of a bucket (versioned unless told; rclone's never is)."""
     with contextlib.ExitStack() as stack:
@@ -59,7 +67,7 @@ def _backend(
 
                 stack.enter_context(mock_aws())
             versioned = versioned and backend_name != "rclone"
-            root = _open(backend_name, request, tmp, VERSIONED_BUCKET if versioned else BUCKET)
+            root = _open(backend_name, request, tmp, bucket if versioned else BUCKET)
             stack.callback(root.close)
         root.create_bucket(versioned=versioned)
         yield root.scoped(f"t-{uuid.uuid4().hex[:10]}/")
@@ -69,8 +77,7 @@ def _backend(
 def versioned(
     backend_name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Backend]:
-    if backend_name == "rclone":
-        pytest.skip("rclone has no versioning: its behaviour is test_rclone_has_no_versioning")
+    assert backend_name != "rclone", "rclone has no versioning (test_rclone_has_no_versioning)"
     with _backend(backend_name, request, tmp_path, versioned=True) as backend:
         yield backend
 
@@ -89,6 +96,7 @@ def _body(data: ObjectData | None) -> bytes:
 # -- history and reads of a version -------------------------------------------------------
 
 
+@VERSIONED
 def test_history_is_newest_first_and_each_version_reads_back(versioned: Backend) -> None:
     assert versioned.versioning() == "enabled"
     written = [versioned.put("k", body) for body in (b"one", b"two", b"three")]
@@ -111,6 +119,7 @@ def test_history_is_newest_first_and_each_version_reads_back(versioned: Backend)
     assert [v.key for v in versioned.list_versions()] == ["k", "k", "k", "other"]
 
 
+@VERSIONED
 def test_a_version_downloads_to_a_file(versioned: Backend, tmp_path: Path) -> None:
     first = versioned.put("k", b"first value")
     versioned.put("k", b"second")
@@ -121,6 +130,7 @@ def test_a_version_downloads_to_a_file(versioned: Backend, tmp_path: Path) -> No
         versioned.download("nothing", tmp_path / "g", version_id=first.version_id)
 
 
+@VERSIONED
 def test_a_delete_leaves_a_marker_and_the_versions(versioned: Backend) -> None:
     old = versioned.put("k", b"value")
     versioned.delete("k")
@@ -142,6 +152,7 @@ def test_a_delete_leaves_a_marker_and_the_versions(versioned: Backend) -> None:
     versioned.put("k", b"back", if_none_match="*")
 
 
+@VERSIONED
 def test_removing_a_version_makes_the_previous_one_current(versioned: Backend) -> None:
     first = versioned.put("k", b"first")
     second = versioned.put("k", b"second")
@@ -170,6 +181,7 @@ def test_removing_a_version_makes_the_previous_one_current(versioned: Backend) -
 # -- server-side copies ---------------------------------------------------------------------
 
 
+@VERSIONED
 def test_copy_of_a_version_with_preconditions_on_the_destination(versioned: Backend) -> None:
     old = versioned.put("src", b"old")
     versioned.put("src", b"new")
@@ -200,6 +212,94 @@ def _honours_copy_conditions(backend: Backend) -> bool:
     return found.conditional_copy
 
 
+# What each server does with If-Match / If-None-Match on CopyObject (moto 5.2 ignores them).
+COPY_CONDITIONS = {
+    "memory": True,
+    "moto": False,
+    "seaweedfs": True,
+    "seaweedfs-obstore": True,
+    "rclone": False,
+}
+
+
+@VERSIONED
+def test_the_probe_finds_whether_copies_honour_preconditions_and_leaves_no_version(
+    versioned: Backend, backend_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(capability, "_probed", {})  # probe this backend, not a cached finding
+    found = probe(versioned)
+    assert (found.conditional_put, found.conditional_delete) == (True, True)
+    assert found.conditional_copy is COPY_CONDITIONS[backend_name]
+    assert list(versioned.list_versions("probe/")) == []  # every version of the probes
+
+
+@pytest.mark.backends("moto", "seaweedfs")
+def test_a_copy_above_the_single_copy_limit_goes_in_parts(
+    versioned: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from objectstore_s3.transport.boto3 import backend as boto_backend
+    from objectstore_s3.transport.boto3 import multipart
+
+    monkeypatch.setattr(boto_backend, "COPY_LIMIT", 6 * MIB)
+    monkeypatch.setattr(multipart, "COPY_PART", 5 * MIB)
+    body = bytes(range(256)) * (7 * MIB // 256) + b"tail"
+    source = versioned.put("big", body)
+    versioned.put("big", b"newer")
+    seen: list[str] = []
+    versioned.on_request(lambda operation, key: seen.append(operation))  # type: ignore[attr-defined]
+    copied = versioned.copy("big", "copy", version_id=source.version_id, if_none_match="*")
+    assert seen.count("UploadPartCopy") == 2
+    assert "CopyObject" not in seen
+    assert copied.size == len(body)
+    assert _body(versioned.get("copy")) == body
+    with pytest.raises(PreconditionFailedError):  # checked by the completion
+        versioned.copy("big", "copy", version_id=source.version_id, if_none_match="*")
+    assert _body(versioned.get("copy")) == body
+    assert list(versioned.stale_uploads(float("inf"))) == []  # the refused one was aborted
+
+
+@VERSIONED
+def test_versions_list_in_pages(versioned: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    from objectstore_s3.transport.boto3 import versions
+
+    monkeypatch.setattr(versions, "PAGE", 2)
+    written = [versioned.put(f"p{index % 2}", b"x" * index) for index in range(5)]
+    versioned.delete("p1")
+    listed = [(v.key, v.version_id, v.deleted) for v in versioned.list_versions("p")]
+    newest_first = [(i.key, i.version_id, False) for i in reversed(written)]
+    assert listed[0][0::2] == ("p0", False)
+    assert listed == [
+        *[entry for entry in newest_first if entry[0] == "p0"],
+        listed[3],  # the marker: p1's current entry
+        *[entry for entry in newest_first if entry[0] == "p1"],
+    ]
+    assert listed[3][0::2] == ("p1", True)
+
+
+# moto 5.2 drops a key's older versions when a suspended bucket writes its "null" one.
+@pytest.mark.backends("memory", "seaweedfs")
+def test_a_suspended_bucket_keeps_one_null_version_per_key(
+    backend_name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with _backend(
+        backend_name, request, tmp_path, versioned=True, bucket="versions-suspended"
+    ) as backend:
+        kept = backend.put("k", b"kept")
+        backend.set_versioning(False)
+        try:
+            assert backend.versioning() == "suspended"
+            backend.put("k", b"first")
+            backend.put("k", b"second")
+            history = [(v.version_id, v.size, v.latest) for v in backend.list_versions("k")]
+            assert history == [("null", 6, True), (kept.version_id, 4, False)]
+            backend.delete("k")  # a "null" delete marker replaces the "null" version
+            history = [(v.version_id, v.deleted) for v in backend.list_versions("k")]
+            assert history == [("null", True), (kept.version_id, False)]
+        finally:
+            backend.set_versioning(True)
+        assert backend.versioning() == "enabled"
+
+
 # -- without versioning ----------------------------------------------------------------------
 
 
@@ -221,12 +321,35 @@ def test_an_unversioned_bucket_lists_its_objects_as_null_versions(plain: Backend
     assert _body(data) == b"3"
 
 
+@pytest.mark.backends("rclone")
+def test_rclone_has_no_versioning(plain: Backend) -> None:
+    assert plain.versioning() == "off"
+    assert probe(plain).conditional_copy is COPY_CONDITIONS["rclone"]
+    with pytest.raises(UnsupportedOperationError) as caught:
+        plain.set_versioning(True)
+    assert "versioning" in str(caught.value)
+    assert plain.versioning() == "off"
+
+
 # -- presigned URLs --------------------------------------------------------------------------
 
 
+@pytest.mark.backends("memory")
 def test_the_memory_backend_has_no_urls(plain: Backend) -> None:
     plain.put("k", b"v")
     with pytest.raises(UnsupportedOperationError) as caught:
         plain.presign("k", 60)
     assert isinstance(caught.value, NotImplementedError | ObjectStoreError)
     assert "S3 server" in str(caught.value)
+
+
+@pytest.mark.backends("seaweedfs", "seaweedfs-obstore")
+def test_a_presigned_url_reads_the_object_without_credentials(plain: Backend) -> None:
+    plain.put("dir/k", b"shared value")
+    url = plain.presign("dir/k", 60)
+    assert url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - http on loopback
+        assert answer.read() == b"shared value"
+    tampered = url.replace("dir/k", "dir/other")
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(tampered, timeout=10)  # noqa: S310

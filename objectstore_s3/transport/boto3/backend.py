@@ -3,7 +3,8 @@ connection and retries, and errors.py, its one error table, the only boto3 users
 
 Primitives map one-to-one onto S3 requests, preconditions included; large objects move
 in parts (transfer.py), downloads through `get_range_into` here, uploads through the
-multipart requests of multipart.py. What both transports do alike is remote.py's.
+multipart requests of multipart.py, copies above 5 GiB through its UploadPartCopy.
+Versions: versions.py. What both transports do alike is remote.py's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from objectstore_s3.transport.transfer import PIECE, write_at
 
 from .client import APPLIED, S3Connection
 from .errors import classify, version_refused
-from .multipart import S3Multipart, conditions, written
+from .multipart import COPY_LIMIT, S3Multipart, conditions, written
+from .versions import S3Versions, quoted
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["S3Backend"]
 
 
-class S3Backend(RemoteBackend[S3Connection]):
+class S3Backend(RemoteBackend[S3Connection], S3Versions):
     """A `Backend` on one bucket of an S3 server, scoped to a key prefix."""
 
     _connection_class = S3Connection
@@ -123,19 +125,32 @@ class S3Backend(RemoteBackend[S3Connection]):
         bucket_key = self.prefix + key
         extra = conditions(if_match, if_none_match)
         expected = (etag or content_etag(data)) if extra else None
-        retries = Retries(self._c.attempts, expected)
-        response = self._c.call(
+        response, retries = self._write(
             "write",
             key,
             lambda: self.client.put_object(
                 Bucket=self._c.bucket, Key=bucket_key, Body=data, **extra
             ),
+            expected,
+        )
+        info = written(self, key, response, len(data), expected)
+        return replace(info, repeats=retries.repeats(response is APPLIED))
+
+    def _write(
+        self, operation: str, key: str, request: Callable[[], Any], expected: str | None
+    ) -> tuple[Any, Retries]:
+        """A write's request (conditional if `expected`, the ETag it would make: a lost
+        answer then a 412 is looked at) and the retries, for what they left behind."""
+        retries = Retries(self._c.attempts, expected)
+        response = self._c.call(
+            operation,
+            key,
+            request,
             written=expected,
             verify=lambda: self.landed(key, expected),
             retries=retries,
         )
-        info = written(self, key, response, len(data), expected)
-        return replace(info, repeats=retries.repeats(response is APPLIED))
+        return response, retries
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         bucket_key = self.prefix + key
@@ -165,9 +180,67 @@ class S3Backend(RemoteBackend[S3Connection]):
                 yield ObjectInfo(
                     item["Key"][cut:],
                     int(item["Size"]),
-                    _quoted(str(item["ETag"])),
+                    quoted(str(item["ETag"])),
                     modified.timestamp() if modified is not None else None,
                 )
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ObjectInfo:
+        """See Backend.copy: one CopyObject up to 5 GiB, else UploadPartCopy in parts.
+        A HEAD of the source first: its size chooses, and its ETag is what a copy whose
+        answer was lost is recognized by (a conditional copy is never blindly re-sent)."""
+        found = self.head(source, version_id=version_id)
+        if found is None:
+            raise version_not_found(source, version_id)
+        origin: Any = {"Bucket": self._c.bucket, "Key": self.prefix + source}
+        origin.update(_version(version_id))
+        extra = conditions(if_match, if_none_match)
+        if found.size > COPY_LIMIT:
+            return self.multipart().copy_in_parts(
+                key, origin, found, if_match=if_match, if_none_match=if_none_match
+            )
+        expected = found.etag if extra else None
+        bucket_key = self.prefix + key
+        response, retries = self._write(
+            "copy",
+            key,
+            lambda: self.client.copy_object(
+                Bucket=self._c.bucket, Key=bucket_key, CopySource=origin, **extra
+            ),
+            expected,
+        )
+        if response is APPLIED:
+            return replace(self.applied(key, expected), repeats=retries.repeats(True))
+        result = response["CopyObjectResult"]
+        modified = result.get("LastModified")
+        return ObjectInfo(
+            key,
+            found.size,
+            quoted(str(result["ETag"])),  # SeaweedFS leaves the quotes out
+            modified.timestamp() if modified is not None else None,
+            retries.repeats(False),
+            response.get("VersionId"),
+        )
+
+    # -- URLs ----------------------------------------------------------------------------
+
+    def presign(self, key: str, expires: float) -> str:
+        """See Backend.presign: signed here, no request (SigV4 allows up to 7 days)."""
+        params = {"Bucket": self._c.bucket, "Key": self.prefix + key}
+        return self._c.call(
+            "presign",
+            key,
+            lambda: self.client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=max(1, round(expires))
+            ),
+        )
 
     # -- downloads in parts (transfer.RangeClient) ----------------------------------------
 
@@ -222,8 +295,3 @@ def _gone(exc: Exception, key: str, version_id: str | None) -> Exception:
     if failure is Failure.NOT_FOUND or version_refused(exc):
         return version_not_found(key, version_id)
     return exc
-
-
-def _quoted(etag: str) -> str:
-    """ETags as HEAD gives them: quoted (rclone's listings leave the quotes out)."""
-    return etag if etag.startswith(('"', 'W/"')) else f'"{etag}"'

@@ -13,7 +13,7 @@ import botocore.exceptions as bce
 from objectstore_s3.errors import ObjectStoreError
 from objectstore_s3.transport.failures import Endpoint, Failure, error_for, no_credentials
 
-__all__ = ["classify", "translate", "version_refused"]
+__all__ = ["classify", "not_implemented", "translate", "version_refused"]
 
 
 _NOT_SENT = (bce.EndpointConnectionError, bce.ConnectTimeoutError)
@@ -97,7 +97,20 @@ def version_refused(exc: BaseException) -> bool:
         return False
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     code = _code(exc)
-    return status == 405 or code in ("MethodNotAllowed", "405", "InvalidArgument")
+    return (
+        status == 405
+        or code in ("MethodNotAllowed", "405", "InvalidArgument")
+        or (
+            not_implemented(exc)  # rclone: no versions at all
+        )
+    )
+
+
+def not_implemented(exc: BaseException) -> bool:
+    """The server has no such request (501; `rclone serve s3` for versioning)."""
+    if not isinstance(exc, bce.ClientError):
+        return False
+    return _code(exc) in ("NotImplemented", "501")
 
 
 def _code(exc: bce.ClientError) -> str | None:

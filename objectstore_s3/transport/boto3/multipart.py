@@ -1,8 +1,9 @@
 """The multipart uploads of the boto3 transport (the obstore transport's too: obstore
 cannot condition a completion, nor ask `unchanged()` before it): the part requests
-transfer.py's `upload_parts` is written against (`PartClient`), and the listing of the
-uploads a killed process left behind, for a reconcile to abort. `written` reads what a
-PUT or a completion made (the backend's put uses it too).
+transfer.py's `upload_parts` is written against (`PartClient`), server-side copies above
+the single-copy limit (UploadPartCopy, the precondition on the completion), and the
+listing of the uploads a killed process left behind, for a reconcile to abort. `written`
+reads what a PUT or a completion made (the backend's put uses it too).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from objectstore_s3.transport.transfer import PIECE, FileWindow
 
 from .client import APPLIED, S3Connection
 
-__all__ = ["S3Multipart", "conditions", "written"]
+__all__ = ["COPY_LIMIT", "S3Multipart", "conditions", "written"]
 
 Scope = RemoteBackend[S3Connection]  # an `S3Backend`
+
+COPY_LIMIT = 5 * 1024**3  # S3's largest CopyObject; larger sources are copied in parts
+COPY_PART = 512 * 1024**2  # the part size of those copies (at most 10,000 parts)
 
 
 class S3Multipart:
@@ -90,6 +94,50 @@ class S3Multipart:
         )
         return written(self._backend, key, response, size, expected_etag)
 
+    def copy_in_parts(
+        self,
+        key: str,
+        origin: Any,
+        found: ObjectInfo,
+        *,
+        if_match: str | None,
+        if_none_match: str | None,
+    ) -> ObjectInfo:
+        """Copy the source `found` (`origin`: its CopySource) to `key` part by part on the
+        server; the preconditions are checked by the completion, which alone publishes."""
+        bucket_key = self._prefix + key
+        part = max(COPY_PART, -(-found.size // 10_000))
+        upload_id = self.create_upload(key)
+        try:
+            parts: list[tuple[int, str]] = []
+            for number, start in enumerate(range(0, found.size, part), 1):
+                window = f"bytes={start}-{min(start + part, found.size) - 1}"
+                response = self._c.call(
+                    "copy",
+                    key,
+                    lambda n=number, w=window: self._c.client.upload_part_copy(  # type: ignore[misc]
+                        Bucket=self._c.bucket,
+                        Key=bucket_key,
+                        UploadId=upload_id,
+                        PartNumber=n,
+                        CopySource=origin,
+                        CopySourceRange=w,
+                    ),
+                )
+                parts.append((number, str(response["CopyPartResult"]["ETag"])))
+            return self.complete_upload(
+                key,
+                upload_id,
+                parts,
+                if_match=if_match,
+                if_none_match=if_none_match,
+                expected_etag=found.etag,  # a lost answer: seen as unknown, never as landed
+                size=found.size,
+            )
+        except BaseException:
+            self.abort_upload_id(key, upload_id)
+            raise
+
     def abort_upload_id(self, key: str, upload_id: str) -> None:
         bucket_key = self._prefix + key
         # Best effort: a reconcile aborts what is left (stale_uploads).
@@ -141,7 +189,13 @@ def written(backend: Scope, key: str, response: Any, size: int, expected: str | 
     if response is APPLIED:
         return backend.applied(key, expected)
     when = backend.connection.clock.now()
-    return ObjectInfo(key, size, str(response["ETag"]), when[0] if when else None)
+    return ObjectInfo(
+        key,
+        size,
+        str(response["ETag"]),
+        when[0] if when else None,
+        version_id=response.get("VersionId"),
+    )
 
 
 def conditions(if_match: str | None, if_none_match: str | None) -> dict[str, Any]:

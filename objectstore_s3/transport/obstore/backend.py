@@ -7,7 +7,10 @@ unconditional DELETE, and listings. Through boto3 (the boto3 transport, on the s
 bucket, made on first use), what obstore cannot do: DELETE with If-Match (obstore's
 delete takes no conditions), multipart uploads (obstore cannot condition the completion,
 nor ask `unchanged()` before it), larger PUT bodies (see client.py on timeouts),
-ListMultipartUploads, bucket creation and the server's clock (obstore shows no Date).
+ListMultipartUploads, bucket creation and the server's clock (obstore shows no Date);
+and versions (whole reads of a version, whose delete marker only boto3's answer tells;
+ranged parts of one go through obstore), copies (obstore's cannot condition them) and
+presigned URLs.
 A process that only reads never makes the boto3 side.
 """
 
@@ -20,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 import obstore
 
 from objectstore_s3.errors import KeyNotFoundError
-from objectstore_s3.transport.base import ObjectData, ObjectInfo, StaleUpload, content_etag
+from objectstore_s3.transport.base import (
+    ObjectData,
+    ObjectInfo,
+    StaleUpload,
+    VersionInfo,
+    content_etag,
+)
 from objectstore_s3.transport.failures import Failure, Retries
 from objectstore_s3.transport.remote import RemoteBackend
 from objectstore_s3.transport.transfer import PartClient, write_at
@@ -139,7 +148,9 @@ class ObstoreBackend(RemoteBackend[ObstoreConnection]):
             return replace(self.applied(key, expected), repeats=repeat)
         when = self._c.known_time()
         answered = result["e_tag"] or etag or content_etag(data)
-        return ObjectInfo(key, len(data), answered, when[0] if when else None, repeat)
+        return ObjectInfo(
+            key, len(data), answered, when[0] if when else None, repeat, result.get("version")
+        )
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         if if_match:
@@ -200,6 +211,36 @@ class ObstoreBackend(RemoteBackend[ObstoreConnection]):
                         meta["last_modified"].timestamp(),
                     )
 
+    # -- copies, versions, URLs: through boto3 (module docstring) ---------------------------
+
+    def copy(
+        self,
+        source: str,
+        key: str,
+        *,
+        version_id: str | None = None,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+    ) -> ObjectInfo:
+        return self._boto.copy(
+            source, key, version_id=version_id, if_match=if_match, if_none_match=if_none_match
+        )
+
+    def versioning(self) -> str:
+        return self._boto.versioning()
+
+    def set_versioning(self, enabled: bool) -> None:
+        self._boto.set_versioning(enabled)
+
+    def list_versions(self, prefix: str = "") -> Iterator[VersionInfo]:
+        return self._boto.list_versions(prefix)
+
+    def delete_version(self, key: str, version_id: str) -> None:
+        self._boto.delete_version(key, version_id)
+
+    def presign(self, key: str, expires: float) -> str:
+        return self._boto.presign(key, expires)
+
     # -- downloads in parts (transfer.RangeClient) ----------------------------------------
 
     def get_range_into(
@@ -248,6 +289,7 @@ def _info(key: str, meta: ObjectMeta, size: int | None = None) -> ObjectInfo:
         meta["size"] if size is None else size,
         etag,
         meta["last_modified"].timestamp(),
+        version_id=meta.get("version"),
     )
 
 
