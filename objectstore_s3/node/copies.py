@@ -63,6 +63,7 @@ class Copies:
                     key, key, version_id, target.size, base, body, strict=True, expected=target.etag
                 )
             except PreconditionFailedError as exc:
+                w.cache.invalidate(key)  # the key changed: what this node holds is stale
                 raise _overtaken(key, version_id, exc) from None
             self._follow(key, info, body)
             return info
