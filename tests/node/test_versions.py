@@ -69,7 +69,8 @@ def test_a_restore_racing_another_nodes_overwrite_fails_and_keeps_it(
     newest = other.stat("registry").etag
     assert caught.value.key == "registry"
     assert caught.value.current_etag == newest
-    assert "registry" in str(caught.value) and str(newest) in str(caught.value)
+    assert "registry" in str(caught.value)
+    assert str(newest) in str(caught.value)
     assert isinstance(caught.value, ObjectStoreError)
     assert bucket_view(versioned, tmp_path).read("registry") == "v3"  # never overwritten
     assert store.read("registry") == "v3"  # this node's cache learnt it is stale
@@ -127,7 +128,8 @@ def test_a_version_pruned_while_it_is_read_is_a_clear_key_not_found(
     _once_before(memory_bucket, {"GetObject"}, "prices", prune)
     with pytest.raises(KeyNotFoundError) as caught:
         store.read_bytes("prices", version=old)
-    assert old in str(caught.value) and "prices" in str(caught.value)
+    assert old in str(caught.value)
+    assert "prices" in str(caught.value)
     with pytest.raises(KeyNotFoundError):
         store.get_file_path("prices", version=old)
     folder = Path(store.get_file_path("prices")).parent / "prices~versions"
