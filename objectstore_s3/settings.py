@@ -145,6 +145,12 @@ class ObjectStoreSettings(BaseSettings):
     # exact: check once per bucket that the server honours conditional writes (refuse
     # the first write if not); best_effort: account without that guarantee; off: none.
     quota_enforcement: QuotaEnforcement = "exact"
+    # On a bucket with versioning: noncurrent versions kept per key (at most 100, as AWS's
+    # lifecycle rule, infra/lifecycle/, allows), and for how many days after they became
+    # noncurrent (None: no bound); the oldest beyond are pruned after a save of the key and
+    # by reconcile_usage().
+    keep_versions: int | None = Field(None, ge=0, le=100)
+    keep_versions_days: float | None = Field(None, gt=0, le=36500, allow_inf_nan=False)
 
     # Network: bounded so that an unreachable endpoint fails in seconds.
     # boto3 (default) or obstore (the `fast` extra: Rust HTTP, ~2x less time per request).

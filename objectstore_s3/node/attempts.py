@@ -26,6 +26,7 @@ __all__ = [
     "count_repeats",
     "plan",
     "refused",
+    "removed",
     "unsafe",
     "written_after",
 ]
@@ -40,11 +41,21 @@ class Superseded:
     current: ObjectInfo | None
 
 
-def plan(base: Base, size: int) -> tuple[dict[str, str], int, int]:
-    """(precondition, files delta, bytes delta) of writing `size` bytes over `base`."""
+def plan(base: Base, size: int, versioning: str = "off") -> tuple[dict[str, str], int, int]:
+    """(precondition, files delta, bytes delta) of writing `size` bytes over `base`. On a
+    bucket that keeps versions the object replaced stays (noncurrent): all of `size` is new
+    (suspended: at most, as the "null" version it may replace is of unknown size)."""
     if base.known and base.etag is not None:
-        return {"if_match": base.etag}, 0, size - base.size
+        replaced = base.size if versioning == "off" else 0
+        return {"if_match": base.etag}, 0, size - replaced
     return {"if_none_match": "*"}, 1, size
+
+
+def removed(base: Base, versioning: str) -> int:
+    """The bytes a delete of `base` frees: none where versions are kept (the object stays,
+    noncurrent, under a delete marker; suspended: at most its "null" version, counted as
+    none, spend.at_most)."""
+    return base.size if versioning == "off" else 0
 
 
 def refused(key: str, base: Base, current: ObjectInfo | None) -> PreconditionFailedError:
@@ -111,10 +122,17 @@ class Attempt:
     delta: int
     blind: bool  # sent without a precondition although the server honours them
     conditional_put: bool
+    bounded: bool = False  # the effect is an upper bound (versioning suspended)
 
     @staticmethod
-    def over(base: Base, size: int, conditional_put: bool, refused_as_expected: int) -> Attempt:
-        condition, files, delta = plan(base, size)
+    def over(
+        base: Base,
+        size: int,
+        conditional_put: bool,
+        refused_as_expected: int,
+        versioning: str = "off",
+    ) -> Attempt:
+        condition, files, delta = plan(base, size, versioning)
         # A server that refuses a precondition its own HEAD says holds (SeaweedFS:
         # `If-None-Match: *` on `a` while `a/b` exists) gets, the second time, an
         # unconditional write, counted as a maybe (its increase only).
@@ -125,7 +143,7 @@ class Attempt:
                 # Unconditional, so it may create the key (deleted since the HEAD): it
                 # reserves and counts a new object's increase.
                 files, delta = 1, size
-        return Attempt(condition, files, delta, blind, conditional_put)
+        return Attempt(condition, files, delta, blind, conditional_put, versioning == "suspended")
 
     def count(self, spend: Spend, *, answered: bool) -> None:
         """Count a write that landed: exactly as planned, unless it went without a
@@ -134,6 +152,8 @@ class Attempt:
         unknown = self.blind and (self.conditional_put or not answered)
         if unknown:
             spend.unknown(self.files, self.delta)
+        elif self.bounded:
+            spend.at_most(self.files, self.delta)
         else:
             spend.effect(self.files, self.delta)
 

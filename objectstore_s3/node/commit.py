@@ -10,7 +10,8 @@ Pending write-behind work also carries the server time it was accepted at: if th
 changed since, the newer object wins and the pending write is dropped and reported (a
 node that crashed and replays later never overwrites what others wrote meanwhile). A key
 deleted meanwhile is judged by the delete's tombstone (tombstones.py), which every delete
-made here leaves.
+made here leaves (on a bucket that keeps versions, by its delete marker). Writes there
+count what versions keep (attempts.py `plan`), and a save prunes what retention says.
 An answer that never came is resolved with a HEAD before anything is counted.
 
 A user's own precondition (`if_match`, `if_absent`: `strict`) is never retried over
@@ -30,7 +31,7 @@ from objectstore_s3.errors import (
     PreconditionFailedError,
     StorageUnavailableError,
 )
-from objectstore_s3.quota import Quota, Spend
+from objectstore_s3.quota import Quota, Retention, Spend
 from objectstore_s3.transport.base import Backend, Base, ObjectInfo, Progress, content_etag
 
 from .attempts import (
@@ -41,10 +42,11 @@ from .attempts import (
     base_of,
     count_repeats,
     refused,
+    removed,
     unsafe,
     written_after,
 )
-from .tombstones import HORIZON, Tombstones
+from .tombstones import Tombstones
 
 __all__ = ["Committer"]
 
@@ -64,10 +66,13 @@ class Committer:
         *,
         conditional: Callable[[], tuple[bool, bool]],
         records: Backend | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self._backend = backend
         self._quota = quota
-        self.tombstones = Tombstones(records)  # in the records scope; None: none kept
+        self._versioning = quota.book.versioning  # how writes count (quota/versions.py)
+        self._retention = retention or Retention()  # what a save prunes (versioned bucket)
+        self.tombstones = Tombstones(records, backend, self._versioning)  # or delete markers
         # (puts honour preconditions, deletes honour If-Match), probed on first use.
         self._conditional = conditional
 
@@ -90,11 +95,10 @@ class Committer:
         def send(condition: dict[str, str]) -> ObjectInfo:
             return self._backend.put(key, data, etag=expected, **condition)
 
-        if pending is not None and base.etag is None:
-            # A create: the key may have been created and deleted since it was accepted.
-            tombstone = self.tombstones.find(key, pending.recent)
-            if self._deleted_after(key, tombstone, pending, expected_object=False):
-                return Superseded(key, None)
+        # A create: the key may have been created and deleted since it was accepted.
+        create = pending if base.etag is None else None
+        if create and self.tombstones.deleted_after(key, create, expected_object=False):
+            return Superseded(key, None)
         yields = None if pending is None else self._newer_than(key, pending)
         return self._write(
             key, len(data), base, send, yields=yields, held=held, expected=expected, strict=strict
@@ -107,32 +111,9 @@ class Committer:
         def yields(current: ObjectInfo | None) -> bool:
             if current is not None:
                 return written_after(current, pending.accepted) is not False
-            tombstone = self.tombstones.find(key)
-            return self._deleted_after(key, tombstone, pending, expected_object=True)
+            return self.tombstones.deleted_after(key, pending, expected_object=True)
 
         return yields
-
-    def _deleted_after(
-        self, key: str, tombstone: ObjectInfo | None, pending: Pending, *, expected_object: bool
-    ) -> bool:
-        """Whether the key's last delete came after the pending write was accepted. When
-        the write expected an object, a delete within the clock's resolution counts (as a
-        newer object would); a create gives way only to a delete surely after it."""
-        if tombstone is None:
-            if expected_object:
-                now = self._backend.server_time()
-                old = now is not None and pending.accepted[1] < now[0] - HORIZON
-                log.warning(
-                    "A pending save of '%s' expected an object that is gone, and no record "
-                    "of its delete %s: the save is applied",
-                    key,
-                    "remains (older than the replay horizon)" if old else "was found",
-                )
-            return False
-        if Tombstones.by(key, tombstone, pending.lease):
-            return False
-        after = written_after(tombstone, pending.accepted)
-        return after is not False if expected_object else after is True
 
     def put_file(
         self,
@@ -176,12 +157,15 @@ class Committer:
         if strict and not conditional_put:
             raise unsafe(key)
         refused_as_expected = unanswered = 0
+        send, answered = _answered(send)
         for _ in range(_ROUNDS):
             if not conditional_put or (not base.known and size > _OPTIMISTIC_BYTES):
                 base = base_of(self._backend.head(key))
-            attempt = Attempt.over(base, size, conditional_put, refused_as_expected)
+            versioning = self._versioning.state
+            attempt = Attempt.over(base, size, conditional_put, refused_as_expected, versioning)
             outcome = self._send(key, size, attempt, send, held, strict=strict)
             if isinstance(outcome, ObjectInfo):
+                self._retention.after_save(self._backend, self._quota, outcome, answered)
                 return outcome
             if outcome is not None:
                 unanswered += 1
@@ -265,7 +249,7 @@ class Committer:
         made leaves its tombstone (see tombstones.py)."""
         outcome = self._delete(key, base, accepted)
         if outcome is True:
-            self.tombstones.write(key, self._quota.lease_id)
+            self.tombstones.write(key, self._quota.lease_id)  # versioned: its marker is one
         return outcome
 
     def _delete(
@@ -284,7 +268,9 @@ class Committer:
                 if rival and not expected:
                     return Superseded(key, current)
                 base = base_of(current)
+            freed = removed(base, self._versioning.state)  # a delete marker frees no bytes
             with self._quota.transaction(key) as spend:
+                count = spend.at_most if self._versioning.state == "suspended" else spend.effect
                 try:
                     self._backend.delete(key, if_match=base.etag if conditional_delete else None)
                 except PreconditionFailedError:
@@ -296,16 +282,16 @@ class Committer:
                         raise  # still there (ours or a newer one): the delete failed
                     # Gone, but by whom cannot be told: count nothing (an over-count,
                     # repaired by the next recount) rather than twice.
-                    spend.unknown(-1, -base.size)
+                    spend.unknown(-1, -freed)
                     return True
                 except BaseException as exc:
                     if not isinstance(exc, ObjectStoreError):
                         # An interrupt (or a bug) after the DELETE may have been sent: it
                         # may land, so its effect is unknown; a recount settles it.
-                        spend.unknown(-1, -base.size)
+                        spend.unknown(-1, -freed)
                     raise
                 else:
-                    spend.effect(-1, -base.size)
+                    count(-1, -freed)
                     return True
             current = self._backend.head(key)
             if current is None:
@@ -314,3 +300,18 @@ class Committer:
                 return Superseded(key, current)
             base = base_of(current)
         raise ObjectStoreError(f"'{key}' kept changing under {_ROUNDS} attempts to delete it")
+
+
+def _answered(
+    send: Callable[[dict[str, str]], ObjectInfo],
+) -> tuple[Callable[[dict[str, str]], ObjectInfo], list[str]]:
+    """`send`, recording the version ids its answers gave (a versioned bucket)."""
+    answered: list[str] = []
+
+    def recorded(condition: dict[str, str]) -> ObjectInfo:
+        info = send(condition)
+        if info.version_id is not None:
+            answered.append(info.version_id)
+        return info
+
+    return recorded, answered

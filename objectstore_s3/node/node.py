@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from objectstore_s3.errors import ObjectStoreError, ServerCapabilityError
 from objectstore_s3.keys import KeySpace
 from objectstore_s3.local.state import LocalState, open_local_state
-from objectstore_s3.quota import Quota, Usage
+from objectstore_s3.quota import Quota, Retention, Usage
 from objectstore_s3.settings import ObjectStoreSettings
 from objectstore_s3.transport.base import Backend
 from objectstore_s3.transport.capability import probe
@@ -204,6 +204,7 @@ class Node:
             quota,
             conditional=lambda: conditional_writes(records, s.quota_enforcement),
             records=records,
+            retention=self.retention,
         )
         mode = WriteBehind if s.persistence_interval_seconds > 0 else WriteThrough
         writer = mode(
@@ -212,10 +213,20 @@ class Node:
         copies = Copies(writer, conditional_copy=lambda: probe(records).conditional_copy)
         return Parts(objects, quota, view, writer, copies)
 
+    @property
+    def retention(self) -> Retention:
+        """The noncurrent versions a key keeps on a versioned bucket (the settings)."""
+        return Retention(self.settings.keep_versions, self.settings.keep_versions_days)
+
     def reconcile(self, abort_uploads_older_than: float) -> Usage:
         """Recount the organization's usage into the ledger, and abort its incomplete
-        multipart uploads older than the given age (killed sync-backs leave them)."""
+        multipart uploads older than the given age (killed sync-backs leave them). On a
+        versioned bucket (asked anew), the versions beyond retention are pruned first:
+        the recount then lists what remains."""
         parts = self.parts
+        if parts.quota.book.versioning.refresh() != "off":
+            now = parts.objects.server_time()
+            self.retention.prune_all(parts.objects, now[0] if now else time.time())
         used = parts.quota.reconcile()
         now = parts.objects.server_time()
         parts.writer.committer.tombstones.prune(now[0] if now else time.time())

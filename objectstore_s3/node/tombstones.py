@@ -13,6 +13,11 @@ never fails the delete. Tombstones older than `HORIZON` are pruned by reconcile_
 Undecidable, and so applied (the user's save): a delete by another tool (no tombstone), a
 process killed between its DELETE and the tombstone, and a pending entry older than the
 horizon whose tombstone may have been pruned (logged as a warning).
+
+On a bucket that keeps versions, a delete leaves a delete marker whose Last-Modified is the
+delete's time: the key's latest delete marker is its record (whoever deleted it, another
+tool included, and never lost to a crash), so no tombstone is written there; a tombstone
+left before versioning was turned on still counts, the newer of the two deciding.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ import logging
 from collections.abc import Mapping
 
 from objectstore_s3.errors import ObjectStoreError
+from objectstore_s3.quota import Versioning
+from objectstore_s3.quota.versions import key_versions
 from objectstore_s3.transport.base import Backend, ObjectInfo, content_etag
+
+from .attempts import Pending, written_after
 
 __all__ = ["HORIZON", "Tombstones"]
 
@@ -44,12 +53,28 @@ def _body(key: str, lease: str) -> bytes:
 class Tombstones:
     """The organization's recent deletes, in its records scope (None: not kept)."""
 
-    def __init__(self, records: Backend | None) -> None:
+    def __init__(
+        self,
+        records: Backend | None,
+        objects: Backend | None = None,
+        versioning: Versioning | None = None,
+    ) -> None:
         self._records = records
+        self._objects = objects  # the keys' own scope, for their delete markers
+        self._versioning = versioning
+
+    def _markers(self) -> bool:
+        """Whether deletes leave delete markers here (a bucket that keeps versions)."""
+        return (
+            self._objects is not None
+            and self._versioning is not None
+            and self._versioning.state != "off"
+        )
 
     def write(self, key: str, lease: str) -> None:
-        """Remember that `key` was just deleted by the store holding `lease`."""
-        if self._records is None:
+        """Remember that `key` was just deleted by the store holding `lease` (a bucket that
+        keeps versions remembers it by itself: its delete marker)."""
+        if self._records is None or self._markers():
             return
         try:
             self._records.put(_name(key), _body(key, lease))
@@ -74,12 +99,46 @@ class Tombstones:
         return found
 
     def find(self, key: str, recent: Mapping[str, ObjectInfo] | None = None) -> ObjectInfo | None:
-        """The key's tombstone: from `recent` (a batch's listing) if given, else a HEAD."""
+        """The key's last delete: its latest delete marker (a bucket that keeps versions)
+        or its tombstone, from `recent` (a batch's listing) if given, else a HEAD; the
+        newer of the two if both exist."""
+        marker = self.marker(key) if self._markers() else None
         if self._records is None:
+            return marker
+        found = recent.get(_name(key)) if recent is not None else self._records.head(_name(key))
+        if marker is None or found is None:
+            return marker or found
+        return max(marker, found, key=lambda info: info.last_modified or 0.0)
+
+    def marker(self, key: str) -> ObjectInfo | None:
+        """The key's delete marker, as a record of its delete, if its latest version is one."""
+        assert self._objects is not None
+        versions = key_versions(self._objects, key)
+        if not versions or not versions[0].deleted:
             return None
-        if recent is not None:
-            return recent.get(_name(key))
-        return self._records.head(_name(key))
+        return ObjectInfo(key, 0, "", versions[0].last_modified, version_id=versions[0].version_id)
+
+    def deleted_after(self, key: str, pending: Pending, *, expected_object: bool) -> bool:
+        """Whether the key's last delete came after the pending write was accepted. When
+        the write expected an object, a delete within the clock's resolution counts (as a
+        newer object would); a create gives way only to a delete surely after it (a create
+        looks in its batch's listing, `pending.recent`)."""
+        tombstone = self.find(key, None if expected_object else pending.recent)
+        if tombstone is None:
+            if expected_object:
+                now = self._objects.server_time() if self._objects is not None else None
+                old = now is not None and pending.accepted[1] < now[0] - HORIZON
+                log.warning(
+                    "A pending save of '%s' expected an object that is gone, and no record "
+                    "of its delete %s: the save is applied",
+                    key,
+                    "remains (older than the replay horizon)" if old else "was found",
+                )
+            return False
+        if Tombstones.by(key, tombstone, pending.lease):
+            return False
+        after = written_after(tombstone, pending.accepted)
+        return after is not False if expected_object else after is True
 
     @staticmethod
     def by(key: str, tombstone: ObjectInfo, lease: str | None) -> bool:

@@ -85,6 +85,7 @@ class Delta:
     down_files: int = 0
     ambiguous: bool = False
     pending: bool = False  # a lost answer: may still be applied up to `applied_by`
+    bounded: bool = False  # upper bounds of the real changes (spend.at_most): drift
 
     def add(self, files: int, size: int) -> None:
         self.up_files += max(files, 0)
@@ -100,7 +101,8 @@ class Delta:
         may not be, so only their increases count (an over-count, never an under-count).
         """
         if self.seen >= rebase.generation and not self.ambiguous:
-            return self.up_files + self.down_files, self.up_bytes + self.down_bytes, False
+            whole = self.up_files + self.down_files, self.up_bytes + self.down_bytes
+            return whole[0], whole[1], self.bounded
         if self.seen < rebase.generation and self.applied_by < rebase.started:
             return 0, 0, False
         return self.up_files, self.up_bytes, True

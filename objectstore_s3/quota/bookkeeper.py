@@ -31,6 +31,7 @@ from objectstore_s3.transport.base import Backend
 from .account import Account, claimable_grace
 from .ledger import Ledger, LedgerDamagedError
 from .spend import Usage
+from .versions import Versioning, versioned_usage
 
 __all__ = ["LEDGER", "Bookkeeper"]
 
@@ -47,9 +48,18 @@ class Bookkeeper:
     """This store's account in the organization's ledger (`state`, guarded by `lock`) and
     its conditional updates; `Quota` spends from the account and asks for updates."""
 
-    def __init__(self, records: Backend, objects: Backend, *, grace: float) -> None:
+    def __init__(
+        self,
+        records: Backend,
+        objects: Backend,
+        *,
+        grace: float,
+        versioning: Versioning | None = None,
+    ) -> None:
         self.records = records
         self._objects = objects
+        # The bucket's versioning: how a recount lists, and how writes count (commit.py).
+        self.versioning = versioning if versioning is not None else Versioning(objects)
         # The grace this store claims (and the horizon of its lost answers): capped, so
         # another store reclaims its lease within the documented bound whatever its settings.
         self.grace = claimable_grace(grace)
@@ -62,6 +72,7 @@ class Bookkeeper:
         # What a release whose answer was lost would leave: installed if the ledger later
         # shows the lease gone (the release landed after it was looked for).
         self._released: Account | None = None
+        self._switched = False  # the bucket's versioning changed: mark the ledger drift
 
     @property
     def lease_id(self) -> str:
@@ -90,7 +101,11 @@ class Bookkeeper:
         return Ledger.parse(data.body)
 
     def list_usage(self) -> Usage:
-        """Bytes and objects under the organization's prefix, from a listing."""
+        """Bytes and objects under the organization's prefix, from a listing: on a bucket
+        that keeps versions (versioning enabled or suspended, asked anew), the bytes of
+        every version and the keys whose latest version is not a delete marker."""
+        if self.versioning.refresh() != "off":
+            return versioned_usage(self._objects.list_versions())
         total = count = 0
         for info in self._objects.list():
             total += info.size
@@ -135,6 +150,7 @@ class Bookkeeper:
                     continue
             self.state, self._released = state, None
             self._adopted.clear()
+            self._switched = False
             return ledger
         raise StorageUnavailableError(
             f"The usage ledger kept changing under {_MAX_CONFLICTS} attempts to update it "
@@ -156,7 +172,9 @@ class Bookkeeper:
         # Dead leases are reclaimed with a recount: when one is due (or made anyway).
         expired = ledger.expired(low) if recount or ledger.recount_due(low) else []
         expired += [lease for lease in self._adopted if lease in ledger.leases]
-        own = any(delta.ambiguous for delta in self.state.deltas)
+        own = any(delta.ambiguous or delta.bounded for delta in self.state.deltas)
+        self._switched = self._versioning_changed() or self._switched
+        own = own or self._switched
         account = self.state
         rebased = recount or bool(expired)
         rebased = rebased or ledger.repairs_drift(self._lease_id, low, own)
@@ -169,6 +187,8 @@ class Bookkeeper:
             maybes = [delta for delta in account.deltas if delta.pending]
             account = replace(account, deltas=maybes, settled=self.sealed)
         state = ledger.settle(account, self._lease_id, rebased=rebased)
+        if self._switched and not rebased:
+            ledger.drift = True  # writes counted under the old versioning: recount
         for lease in self._adopted:
             hold = ledger.holds.pop(lease, None)
             if hold is not None:
@@ -178,6 +198,15 @@ class Bookkeeper:
         nonce = uuid.uuid4().hex[:16]
         ledger.write_lease(state, self._lease_id, low, self.grace, nonce)
         return state, nonce
+
+    def _versioning_changed(self) -> bool:
+        """Ask the bucket's versioning again, at most every REPROBE_SECONDS: a switch made
+        behind this store (not through it) means writes it counted may be off, so the
+        ledger is marked for a recount (docs/quotas.md, "Versions": the assumption)."""
+        before = self.versioning.known
+        if before is None or not self.versioning.stale:
+            return False
+        return self.versioning.refresh() != before
 
     def _landed(self, nonce: str | None) -> bool:
         current, _, damaged = self._load()

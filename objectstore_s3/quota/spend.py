@@ -36,6 +36,7 @@ class Spend:
     done: bool = False
     ambiguous: bool = False
     pending: bool = False  # may still be applied later (its answer was lost)
+    bounded: bool = False  # the effect is an upper bound (a suspended versioned bucket)
     repeat_files: int = 0  # increases an earlier attempt, still in flight, may yet make
     repeat_bytes: int = 0
 
@@ -47,6 +48,13 @@ class Spend:
     def effect(self, files: int, size: int) -> None:
         """The write happened and changed usage by exactly (files, size)."""
         self.files, self.bytes, self.done = files, size, True
+
+    def at_most(self, files: int, size: int) -> None:
+        """The write happened and changed usage by at most (files, size): on a bucket whose
+        versioning is suspended, a write replaces the key's "null" version, whose size is
+        not known. Counted whole (never an under-count) and marked drift for a recount."""
+        self.effect(files, size)
+        self.bounded = True
 
     def unknown(self, files: int, size: int) -> None:
         """The write's effect is decided but not known (a create or an overwrite, a delete

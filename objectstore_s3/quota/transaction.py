@@ -26,6 +26,7 @@ from .account import LEASE_SECONDS, Account, Delta
 from .bookkeeper import Bookkeeper
 from .ledger import Ledger, grant_headroom
 from .spend import MB, Spend, Usage, bytes_refused, files_refused
+from .versions import Versioning
 
 __all__ = ["Quota"]
 
@@ -49,8 +50,9 @@ class Quota:
         *,
         enforcement: Enforcement = "exact",
         grace: float = 120.0,
+        versioning: Versioning | None = None,
     ) -> None:
-        self._book = Bookkeeper(records, objects, grace=grace)
+        self._book = Bookkeeper(records, objects, grace=grace, versioning=versioning)
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.enforcement = enforcement
@@ -145,15 +147,17 @@ class Quota:
     def _record(self, spend: Spend, seen: int) -> None:
         when = self._book.records.server_time()
         applied_by = when[1] if when else time.time()  # known: a lease was granted on it
-        kind = (spend.ambiguous, spend.pending)
+        kind = (spend.ambiguous, spend.pending, spend.bounded)
         self._add(spend.files, spend.bytes, seen, applied_by, kind)
         if spend.repeat_files or spend.repeat_bytes:
-            self._add(spend.repeat_files, spend.repeat_bytes, seen, applied_by, (True, True))
+            kind = (True, True, False)
+            self._add(spend.repeat_files, spend.repeat_bytes, seen, applied_by, kind)
 
     def _add(
-        self, files: int, size: int, seen: int, applied_by: float, kind: tuple[bool, bool]
+        self, files: int, size: int, seen: int, applied_by: float, kind: tuple[bool, bool, bool]
     ) -> None:
-        """Add a change to the open delta of its kind (ambiguous, pending), or a new one."""
+        """Add a change to the open delta of its kind (ambiguous, pending, bounded), or a
+        new one."""
         if kind[1]:
             # A write whose answer was lost may be applied later: by `grace` (the worst
             # case of one write) at the latest, the one assumption about slow servers.
@@ -163,12 +167,14 @@ class Quota:
         if (
             last is None
             or last.seq <= self._book.sealed
-            or (last.ambiguous, last.pending) != kind
+            or (last.ambiguous, last.pending, last.bounded) != kind
             or last.seen != seen
             or int(last.applied_by) != int(applied_by)
         ):
             self._book.seq += 1
-            last = Delta(seen, applied_by, self._book.seq, ambiguous=kind[0], pending=kind[1])
+            ambiguous, pending, bounded = kind
+            last = Delta(seen, applied_by, self._book.seq)
+            last.ambiguous, last.pending, last.bounded = ambiguous, pending, bounded
             deltas.append(last)
         last.applied_by = max(last.applied_by, applied_by)
         last.add(files, size)
