@@ -70,9 +70,11 @@ def _build(settings: ObjectStoreSettings, endpoint: Endpoint) -> Backend:
 
 
 def _local_bucket(backend: Backend, settings: ObjectStoreSettings) -> None:
-    """The embedded server starts empty: create its default bucket; any other must exist."""
+    """The embedded server starts empty: create its default bucket, versioned (an earlier
+    value can be restored; a bucket whose owner suspended versioning stays so); any other
+    must exist."""
     if settings.bucket == DEFAULT_BUCKET:
-        backend.create_bucket()
+        backend.create_bucket(versioned=True)
         return
     try:
         next(iter(backend.list(".objectstore-s3/bucket-check/")), None)
