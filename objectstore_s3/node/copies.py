@@ -55,8 +55,11 @@ class Copies:
             target = _version(key, version_id, found)
             if target.latest:  # the current value already: nothing to write
                 return ObjectInfo(key, target.size, target.etag or "", target.last_modified)
-            now = found[0]
-            base = Base.absent() if now.deleted else Base(now.etag, now.size, True)
+            now = next((item for item in found if item.latest), None)
+            if now is None or now.deleted or now.etag is None:
+                base = Base.absent()
+            else:
+                base = Base(now.etag, now.size, True)
             body = versions.cached(key, version_id)
             try:
                 info = self._commit(
