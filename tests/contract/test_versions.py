@@ -63,6 +63,13 @@ def _saved(store: ObjectStore, key: str, *values: str) -> list[KeyVersion]:
     return store.history(key)
 
 
+def _deleted(store: ObjectStore, key: str) -> KeyVersion:
+    """Save the key, delete it: its delete marker."""
+    store.save(key, "v")
+    store.delete(key)
+    return store.history(key)[0]
+
+
 # -- history and reads of earlier versions -------------------------------------------------
 
 
@@ -108,9 +115,7 @@ def test_every_read_takes_an_earlier_version(versioned: StoreFactory) -> None:
 @VERSIONED
 def test_a_version_that_does_not_exist_is_key_not_found(versioned: StoreFactory) -> None:
     store = versioned()
-    store.save("k", "v")
-    store.delete("k")
-    marker = store.history("k")[0]
+    marker = _deleted(store, "k")
     assert (marker.deleted, marker.etag, marker.is_current) == (True, None, True)
     for version in (marker.version_id, "0123456789abcdef"):
         with pytest.raises(KeyNotFoundError) as caught:
@@ -181,9 +186,7 @@ def test_restore_undeletes_a_deleted_key(versioned: StoreFactory) -> None:
 @VERSIONED
 def test_restoring_a_deletion_is_a_clear_error(versioned: StoreFactory) -> None:
     store = versioned()
-    store.save("k", "v")
-    store.delete("k")
-    marker = store.history("k")[0]
+    marker = _deleted(store, "k")
     with pytest.raises(KeyNotFoundError, match="deletion") as caught:
         store.restore("k", marker.version_id)
     assert "history" in str(caught.value)

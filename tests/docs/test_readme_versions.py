@@ -4,10 +4,7 @@ own script on a versioned SeaweedFS bucket configured from the environment."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import pytest
 import objectstore_s3
 from objectstore_s3 import ObjectStore, ObjectStoreSettings
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
+from tests.docs.scripts import run_example
 from tests.support.worker import ROOT
 
 README = ROOT / "README.md"
@@ -78,28 +76,6 @@ def test_the_versions_example_runs_as_a_script_on_seaweedfs(
         root.create_bucket(versioned=True)
     finally:
         root.close()
-    script = tmp_path / "versions_example.py"
-    script.write_text(_example())
-    secret = settings.secret_access_key
-    env = {
-        **os.environ,
-        "OBJECTSTORE_ENDPOINT_URL": settings.endpoint_url,
-        "OBJECTSTORE_BUCKET": settings.bucket,
-        "OBJECTSTORE_ACCESS_KEY_ID": settings.access_key_id or "",
-        "OBJECTSTORE_SECRET_ACCESS_KEY": secret.get_secret_value() if secret else "",
-        "OBJECTSTORE_ORGANIZATION_ID": settings.organization_id,
-        "OBJECTSTORE_CACHE_DIR": str(settings.cache_dir),
-        "OBJECTSTORE_LOCAL_ROOT": str(settings.local_root),
-    }
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    output = run_example(_example(), settings, tmp_path)
     with ObjectStore(settings.model_copy(update={"cache_dir": tmp_path / "look"})) as look:
-        _check(done.stdout, look)
+        _check(output, look)
