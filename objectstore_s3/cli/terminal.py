@@ -1,5 +1,6 @@
 """What the command line says on the terminal: plain help with examples, one-line errors
-and notes on stderr, exit codes, progress bars, and key checks before any I/O.
+and notes on stderr (with --json, one JSON object a line: `{"error": ...}`), exit codes
+(a closed pipe is not an error), progress bars, and key checks before any I/O.
 
 Typer's rich help labels flags `<bool>` and arguments `<str>`, and its usage errors are a
 boxed panel; here help is click's plain layout (as `aws s3` and `mc` print theirs) and
@@ -9,6 +10,7 @@ vendors its own copy of click in some versions and not in others.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -26,7 +28,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandFunctionType
@@ -39,6 +40,8 @@ from objectstore_s3.errors import (
 )
 from objectstore_s3.keys import normalize_key
 from objectstore_s3.settings import ObjectStoreSettings
+
+from .listing import BinarySpeedColumn
 
 __all__ = [
     "FAILED",
@@ -77,19 +80,34 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def error(message: str) -> None:
-    """One line on stderr, whatever the terminal width."""
-    typer.echo("error: " + _one_line(message), err=True)
+class _Said:
+    """How lines on stderr are written: text, or (a command run with --json) one JSON
+    object a line, so a script reads every line of either stream as JSON."""
+
+    json = False
 
 
-def fail(message: str, code: int = FAILED) -> NoReturn:
-    error(message)
+def _say(kind: str, message: str, fields: dict[str, Any]) -> None:
+    if _Said.json:
+        typer.echo(json.dumps({kind: _one_line(message), **fields}), err=True)
+    else:
+        typer.echo(("" if kind == "note" else f"{kind}: ") + _one_line(message), err=True)
+
+
+def error(message: str, **fields: Any) -> None:
+    """One line on stderr, whatever the terminal width: `error: ...`, or with --json
+    `{"error": "...", ...fields}` (e.g. the missing `key`)."""
+    _say("error", message, fields)
+
+
+def fail(message: str, code: int = FAILED, **fields: Any) -> NoReturn:
+    error(message, **fields)
     raise typer.Exit(code)
 
 
 def note(message: str) -> None:
     """A line for the user on stderr (stdout stays for data and --json)."""
-    typer.echo(_one_line(message), err=True)
+    _say("note", message, {})
 
 
 def examples(*lines: str) -> str:
@@ -169,7 +187,7 @@ class _LogLines(logging.Handler):
             self.errors += 1
             error(record.getMessage())
         else:
-            typer.echo("warning: " + _one_line(record.getMessage()), err=True)
+            _say("warning", record.getMessage(), {})
 
 
 log_lines = _LogLines()
@@ -215,7 +233,7 @@ def reported(debug: bool) -> Iterator[None]:
         if debug or isinstance(exc, BrokenPipeError):  # `| head`: run() ends quietly
             raise
         if isinstance(exc, KeyNotFoundError):
-            fail(f"no such key '{exc.key}' (see `objectstore-s3 ls`)")
+            fail(f"no such key '{exc.key}' (see `objectstore-s3 ls`)", key=exc.key)
         fail(str(exc), USAGE if isinstance(exc, InvalidKeyError) else FAILED)
 
 
@@ -247,8 +265,8 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None] | Non
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        DownloadColumn(binary_units=True),
+        BinarySpeedColumn(),
         TimeRemainingColumn(),
         console=_stderr,
         transient=True,
@@ -263,7 +281,7 @@ def _is(exc: BaseException, name: str) -> bool:
 
 def _usage_message(exc: Any) -> str:
     text = _one_line(str(exc.format_message())).rstrip(".")
-    text = text.replace(" Did you mean", "; did you mean")
+    text = re.sub(r"\.? Did you mean", "; did you mean", text)  # no ".;" after the name
     command = exc.ctx.command_path if getattr(exc, "ctx", None) else "objectstore-s3"
     return f"{text[:1].lower()}{text[1:]} (see `{command} --help`)"
 
@@ -272,11 +290,18 @@ def run(command: Any, argv: Sequence[str] | None = None) -> int:
     """Run the click command of the app; every way out is an exit code and at most one
     line on stderr (a traceback only with --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _Said.json = "--json" in args[: args.index("--") if "--" in args else len(args)]
     try:
         result = command.main(args=args, prog_name="objectstore-s3", standalone_mode=False)
-    except BrokenPipeError:  # e.g. `objectstore-s3 ls | head`
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+    except BrokenPipeError:  # `objectstore-s3 ls | head -1`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return FAILED
+        return 0
+    except SystemExit:
+        # Click's own answer to a closed pipe: exit 1 after wrapping stdout; not an error.
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            return 0
+        raise
     except KeyboardInterrupt:
         error("interrupted")
         return 130

@@ -273,3 +273,4 @@ def test_progress_bar_only_on_a_terminal(
     assert process.wait(timeout=120) == 0
     os.close(main)
     assert b"put big2" in shown
+    assert b"MiB" in shown  # binary units for a binary size (issue 22 point 9)
