@@ -15,7 +15,6 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +25,8 @@ from objectstore_s3 import __version__
 from objectstore_s3.errors import KeyNotFoundError, ObjectStoreError
 from objectstore_s3.store import ObjectStat, ObjectStore
 
+from .listing import long_lines, when
+from .pending import pending_lines, pending_usage
 from .server import server_app
 from .session import ensure_server as _ensure_server
 from .session import open_store as _store
@@ -129,12 +130,13 @@ def _stat_json(stat: ObjectStat) -> dict[str, Any]:
     }
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "(pending)"
-
-
 @command(
-    app, "ls", "objectstore-s3 ls", "objectstore-s3 ls 123/ --long", "objectstore-s3 ls --json"
+    app,
+    "ls",
+    "objectstore-s3 ls",
+    "objectstore-s3 ls 123/ -lh",
+    "objectstore-s3 ls --json",
+    context_settings={"help_option_names": ["--help"]},  # -h: human sizes, as in ls -lh
 )
 def list_keys(
     ctx: typer.Context,
@@ -142,6 +144,7 @@ def list_keys(
         str, typer.Argument(metavar="PREFIX", help="Only keys starting with this.")
     ] = "",
     long: Annotated[bool, typer.Option("--long", "-l", help="Size, time and ETag.")] = False,
+    human: Annotated[bool, typer.Option("-h", help="With --long: sizes in KiB, MiB...")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List keys."""
@@ -151,12 +154,8 @@ def list_keys(
     if as_json:
         print(json.dumps([_stat_json(stat) for stat in stats]))
         return
-    for stat in stats:
-        if long:
-            etag = (stat.etag or "").strip('"')
-            print(f"{stat.size:>12}  {_when(stat.last_modified)}  {etag:<34}  {stat.key}")
-        else:
-            print(stat.key)
+    for line in long_lines(stats, human=human) if long else [stat.key for stat in stats]:
+        print(line)
 
 
 @command(
@@ -289,7 +288,7 @@ def stat(ctx: typer.Context, key: KeyArgument, as_json: JsonFlag = False) -> Non
         return
     print(f"key:           {info.key}")
     print(f"size:          {info.size}")
-    print(f"last modified: {_when(info.last_modified)}")
+    print(f"last modified: {when(info.last_modified)}")
     print(f"etag:          {(info.etag or '(pending)').strip(chr(34))}")
 
 
@@ -310,8 +309,10 @@ def disk_usage(
     """The organization's usage against its quota."""
     with _store(ctx) as store:
         usage = store.reconcile_usage() if reconcile else store.usage()
+        listed = store.usage() if reconcile else usage
+        pending = pending_usage(store, listed)  # the ledger, where it differs
     if as_json:
-        print(json.dumps(usage._asdict()))
+        print(json.dumps({**usage._asdict(), "pending": pending}))
         return
     print(
         f"bytes  {usage.bytes:>14,} of {usage.max_size:>14,}  {_bar(usage.bytes, usage.max_size)}"
@@ -319,6 +320,8 @@ def disk_usage(
     print(
         f"files  {usage.files:>14,} of {usage.max_files:>14,}  {_bar(usage.files, usage.max_files)}"
     )
+    for line in pending_lines(pending, listed) if pending else []:
+        print(line)
 
 
 @command(
