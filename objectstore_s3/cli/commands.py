@@ -22,9 +22,10 @@ import typer
 from rich.console import Console
 
 from objectstore_s3 import __version__
-from objectstore_s3.errors import KeyNotFoundError, ObjectStoreError
+from objectstore_s3.errors import KeyNotFoundError, ObjectStoreError, PreconditionFailedError
 from objectstore_s3.store import ObjectStat, ObjectStore
 
+from .buckets import bucket_app
 from .listing import long_lines, when
 from .pending import pending_lines, pending_usage
 from .server import server_app
@@ -51,6 +52,7 @@ from .terminal import (
 from .terminal import run as run_cli
 from .transfers import transfers_app
 from .ui import ui_app
+from .versions import conflict, restorable_note, versions_app, write_version
 
 __all__ = ["app", "main"]
 
@@ -73,6 +75,8 @@ app = typer.Typer(
 )
 app.add_typer(server_app, name="server", short_help="The embedded S3 server (endpoint_url=local).")
 app.add_typer(transfers_app)  # cp, mv, sync
+app.add_typer(versions_app)  # versions, restore
+app.add_typer(bucket_app, name="bucket", short_help="Create a bucket, see it, its versioning.")
 app.add_typer(ui_app)  # ui: the web console (cli/ui.py)
 stdout = Console(highlight=False)
 
@@ -164,6 +168,7 @@ def list_keys(
     "objectstore-s3 get 123/config.json",
     "objectstore-s3 get 123/model -o model.bin",
     "objectstore-s3 get 123/prices.csv | head",
+    "objectstore-s3 get 123/model --version VERSION_ID -o old-model.bin",
 )
 def get(
     ctx: typer.Context,
@@ -172,6 +177,10 @@ def get(
         str,
         typer.Option("--output", "-o", metavar="FILE", help="File to write; - is stdout."),
     ] = "-",
+    version: Annotated[
+        str | None,
+        typer.Option("--version", metavar="V", help="An earlier version (see `versions KEY`)."),
+    ] = None,
 ) -> None:
     """Write a key's value to stdout or to a file."""
     name = normalized_key(key, ctx.obj.debug)
@@ -181,6 +190,9 @@ def get(
     if output != "-" and not target.parent.is_dir():
         fail(f"cannot write {output}: there is no folder {target.parent}")
     with _store(ctx) as store:
+        if version is not None:
+            write_version(store, name, version, output)
+            return
         size = store.stat(name).size
         with progress_bar(f"get {name}", size) as progress:
             if output != "-":
@@ -207,6 +219,7 @@ def get(
     "objectstore-s3 put 123/model model.bin",
     "echo '{\"One\": 1}' | objectstore-s3 put 123/config.json -",
     "objectstore-s3 put 123/notes -      (type the value, end with Ctrl-D)",
+    "objectstore-s3 put 123/risk.json risk.json --if-match ETAG",
 )
 def put(
     ctx: typer.Context,
@@ -215,9 +228,17 @@ def put(
         str | None,
         typer.Argument(metavar="FILE", help="File to upload; - reads stdin (piped or typed)."),
     ] = None,
+    if_match: Annotated[
+        str | None,
+        typer.Option("--if-match", metavar="ETAG", help="Only if the key still has this ETag."),
+    ] = None,
+    if_absent: Annotated[bool, typer.Option("--if-absent", help="Only if the key is new.")] = False,
 ) -> None:
     """Save a file's content (or stdin's) under a key."""
     name = normalized_key(key, ctx.obj.debug)
+    if if_match is not None and if_absent:
+        fail("give --if-match or --if-absent, not both", USAGE)
+    condition = {"if_match": if_match, "if_absent": if_absent}
     if source is None:
         if sys.stdin.isatty():
             fail(
@@ -231,7 +252,7 @@ def put(
     refused: list[ObjectStoreError] = []
     with _store(ctx, on_error=refused.append) as store:
         if source != "-":
-            _upload(store, name, Path(source), refused)
+            _upload(store, name, Path(source), refused, **condition)
             return
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "value"
@@ -243,13 +264,19 @@ def put(
                         handle.write(chunk)
                 else:
                     shutil.copyfileobj(sys.stdin.buffer, handle, _CHUNK)
-            _upload(store, name, path, refused)
+            _upload(store, name, path, refused, **condition)
 
 
-def _upload(store: ObjectStore, key: str, path: Path, refused: list[ObjectStoreError]) -> None:
+def _upload(
+    store: ObjectStore, key: str, path: Path, refused: list[ObjectStoreError], **condition: Any
+) -> None:
     errors_before = log_lines.errors
     with progress_bar(f"put {key}", path.stat().st_size) as progress:
-        if not store.upload_file(key, path, progress):
+        try:
+            saved = store.upload_file(key, path, progress, **condition)
+        except PreconditionFailedError as exc:
+            conflict(key, exc, condition["if_absent"])
+        if not saved:
             if log_lines.errors == errors_before:  # the store did not log the reason
                 error(str(refused[-1]) if refused else f"'{key}' was not saved")
             raise typer.Exit(FAILED)
@@ -267,6 +294,7 @@ def remove(
         for name in names:
             try:
                 store.delete(name)
+                restorable_note(store, name)
             except ObjectStoreError as exc:  # say it, and go on with the other keys
                 if ctx.obj.debug:
                     raise
