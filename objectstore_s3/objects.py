@@ -1,6 +1,7 @@
 """Whole objects and their metadata, the CLI's operations: `stat`, `list_objects`,
 `download_file` and `upload_file` stream a key's value to or from a local file (ranged
-parts and multipart, bounded memory) and report size, ETag and time. Like the typed
+parts and multipart, bounded memory) and report size, ETag and time; `presign_url`
+gives a URL that downloads it without credentials. Like the typed
 values, each public method validates and then makes one call into the node's parts,
 which `ObjectStore` provides.
 """
@@ -18,9 +19,10 @@ from .node.node import Parts
 from .node.view import Listed
 from .values import TypedValues, expectation
 
-__all__ = ["WholeObjects", "stat_of"]
+__all__ = ["MAX_PRESIGN_SECONDS", "WholeObjects", "stat_of"]
 
 Progress = Callable[[int], None]
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # S3's limit for a SigV4 presigned URL
 
 
 class WholeObjects(TypedValues):
@@ -58,6 +60,18 @@ class WholeObjects(TypedValues):
         name = self._key(key)
         self._require("read")
         self._parts.view.download(name, Path(path), progress)
+
+    def presign_url(self, key: str, expires: float = 3600.0) -> str:
+        """A URL that downloads the key's value without credentials for `expires` seconds
+        (at most 7 days, S3's limit). Signed here, no request: the key is not checked.
+        UnsupportedOperationError where the backend has no URLs (the in-memory one)."""
+        name = self._key(key)
+        self._require("read")
+        if not 1 <= expires <= MAX_PRESIGN_SECONDS:
+            raise ValueError(
+                f"expires must be 1 s to 7 days ({MAX_PRESIGN_SECONDS} s), not {expires}"
+            )
+        return self._parts.objects.presign(name, expires)
 
     def upload_file(
         self,

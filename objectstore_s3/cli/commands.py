@@ -28,6 +28,7 @@ from objectstore_s3.store import ObjectStat, ObjectStore
 from .buckets import bucket_app
 from .listing import long_lines, when
 from .pending import pending_lines, pending_usage
+from .presign import presign_app
 from .server import server_app
 from .session import ensure_server as _ensure_server
 from .session import open_store as _store
@@ -76,6 +77,7 @@ app = typer.Typer(
 app.add_typer(server_app, name="server", short_help="The embedded S3 server (endpoint_url=local).")
 app.add_typer(transfers_app)  # cp, mv, sync
 app.add_typer(versions_app)  # versions, restore
+app.add_typer(presign_app)  # presign
 app.add_typer(bucket_app, name="bucket", short_help="Create a bucket, see it, its versioning.")
 app.add_typer(ui_app)  # ui: the web console (cli/ui.py)
 stdout = Console(highlight=False)
