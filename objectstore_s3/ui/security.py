@@ -9,7 +9,8 @@
   and Sec-Fetch-Site, when the browser sends them) and carry the CSRF token (checked by
   `check_csrf` in the POST's handler, which reads the form or the X-CSRF-Token header).
 - Every response carries a strict Content-Security-Policy (only the package's own script,
-  style and images), `X-Content-Type-Options: nosniff`, no referrer, no framing, no cache.
+  style and images), `X-Content-Type-Options: nosniff`, no referrer beyond the console, no
+  framing, no cache.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CSP = (
 HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # no-referrer would make form POSTs Origin: null
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),
     (b"cross-origin-resource-policy", b"same-origin"),
