@@ -273,4 +273,5 @@ def run(settings: ObjectStoreSettings, *, keep: bool, console: Console) -> bool:
             f"{escape(str(settings.server_dir))}); `objectstore-s3 server stop` stops it.",
             soft_wrap=True,
         )
+    console.print("See these keys in the browser: objectstore-s3 ui", soft_wrap=True)
     return passed == len(demo.steps)

@@ -224,6 +224,7 @@ def test_demo_end_to_end(local: Runner, tmp_path: Path) -> None:
     # It says that it leaves the server running, and how to stop it.
     assert "keeps running" in output
     assert "`objectstore-s3 server stop` stops it" in output
+    assert output.splitlines()[-1] == "See these keys in the browser: objectstore-s3 ui"
     assert result.stderr.decode().count("starting the embedded S3 server") == 1
     assert local("server", "stop").stdout.startswith(b"stopped in ")
 
