@@ -31,6 +31,7 @@ from bench.measure import FULL, QUICK, Row, Scale, print_rows
 from bench.sections import (
     bulk_reads,
     cached_reads,
+    console,
     fresh_processes,
     large_files,
     ledger_contention,
@@ -54,6 +55,7 @@ SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "processes": fresh_processes.run,
     "files": large_files.run,
     "ledger": ledger_contention.run,
+    "ui": console.run,
 }
 
 
