@@ -211,4 +211,7 @@ def test_two_processes_share_a_node(make_http_settings: SettingsFactory, tmp_pat
     with ObjectStore(make_http_settings(cache_dir=tmp_path / "check")) as check:
         assert len(check.keys) == 60
         assert check.read("p2/29") == "value-29"
-    assert not ObjectStore(settings)._node.local.journal
+    # Closed here, while its server runs: a store left open would be closed at exit, after
+    # the session's servers stopped, and log that its quota lease could not be released.
+    with ObjectStore(settings) as reopened:
+        assert not reopened._node.local.journal
