@@ -122,6 +122,7 @@ def test_the_plugin_runs_in_memory_with_moto_unimportable(user: NewUser) -> None
     assert "skipped" not in done.stdout
 
 
+@pytest.mark.moto
 def test_the_plugin_runs_on_moto_when_asked(user: NewUser) -> None:
     _write_user_tests(user, "moto")
     done = _pytest(user, EXPECTED_BACKEND="moto")
