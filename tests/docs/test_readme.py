@@ -1,14 +1,17 @@
 """Every Python block of the README runs as printed (issue 22 point 1): each script on the
 session's SeaweedFS through the OBJECTSTORE_* variables a user would set, a block marked
 `<!-- run with pytest -->` as a user's test file under pytest with the installed plugin,
-and the "Processes and forks" example in test_readme_processes.py. A block that cannot run
-here would say why in a `<!-- not run: ... -->` comment right above it."""
+one marked `<!-- run on a versioned bucket -->` on a bucket of its own made as the README
+says (`objectstore-s3 bucket create NAME --versioned`), and the "Processes and forks"
+example in test_readme_processes.py. A block that cannot run here would say why in a
+`<!-- not run: ... -->` comment right above it."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from tests.support.cli import environment, fresh_user_environment
 
 _BLOCK = re.compile(r"(?:<!-- (?P<marker>[^>]*?) -->\n)?```python\n(?P<code>.*?)```", re.S)
 _PYTEST = "run with pytest"
+_VERSIONED = "run on a versioned bucket"
 _ELSEWHERE = "Processes and forks"  # run by test_readme_processes.py
 
 
@@ -41,7 +45,7 @@ def readme_blocks() -> list[Block]:
 
 
 def _scripts() -> list[Block]:
-    return [b for b in readme_blocks() if not b.marker and b.section != _ELSEWHERE]
+    return [b for b in readme_blocks() if b.marker in ("", _VERSIONED) and b.section != _ELSEWHERE]
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -54,7 +58,9 @@ def test_every_python_block_is_run_or_says_why() -> None:
     blocks = readme_blocks()
     assert [b.section for b in blocks if b.section == "Quick start"] == ["Quick start"]
     for block in blocks:
-        assert block.marker in ("", _PYTEST) or re.match(r"not run: \S", block.marker), block
+        assert block.marker in ("", _PYTEST, _VERSIONED) or re.match(
+            r"not run: \S", block.marker
+        ), block
     (elsewhere,) = [b for b in blocks if b.section == _ELSEWHERE]
     assert elsewhere.code == _example()  # the one test_readme_processes.py runs
     assert any(b.marker == _PYTEST for b in blocks)
@@ -66,6 +72,13 @@ def test_each_script_block_runs_as_printed(
     block: Block, seaweed_settings: Callable[..., ObjectStoreSettings], tmp_path: Path
 ) -> None:
     settings = seaweed_settings()
+    if block.marker == _VERSIONED:
+        settings = seaweed_settings(bucket=f"readme-{uuid.uuid4().hex[:10]}")
+        create = ["bucket", "create", settings.bucket, "--versioned"]  # as the README says
+        made = _run(
+            [sys.executable, "-m", "objectstore_s3", *create], environment(settings), tmp_path
+        )
+        assert made.returncode == 0, made.stderr
     script = tmp_path / "example.py"
     script.write_text(block.code)
     done = _run([sys.executable, str(script)], environment(settings), tmp_path)
