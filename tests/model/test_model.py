@@ -1,8 +1,10 @@
 """Model-based test: random sequences of operations on two nodes sharing one bucket, in
 both write modes, each observation checked against the reference model (tests/support/model/).
 
-Operations: save, save_json, read, contains_key, delete, keys, iteration, get_file_path
-then writing the file, save(key), flush, clear, close-and-reopen, and kill-and-replay.
+Operations: save, save_json, update (a read-modify-write whose appended suffixes show
+each update applied exactly once), read, contains_key, delete, keys, iteration,
+get_file_path then writing the file, save(key), flush, clear, close-and-reopen, and
+kill-and-replay.
 Invariants: after every step the bucket never holds more than the ledger accounts for;
 at rest the bucket equals the model and the ledger equals a listing. On the in-memory
 backend the server's clock is driven by the test (every step is a distinct moment), so
@@ -119,6 +121,18 @@ class StoreMachine(RuleBasedStateMachine):
         )
 
     @rule(node=NODES, key=KEY)
+    def update(self, node: int, key: str) -> None:
+        """Each update appends a fresh suffix: the value read back shows every update
+        applied exactly once, in order, on top of the bucket's value (not a cached one)."""
+        self.counter += 1
+        suffix = f"+{self.counter}".encode()
+        self._step()
+        got = self.stores[node].update_bytes(key, lambda value: (value or b"") + suffix)
+        expected = self.model.update(self.model.nodes[node], key, suffix, self._dropped(node))
+        assert got == expected, f"node {node}: update gave {got!r}, model says {expected!r}"
+        self._check_reports(node)
+
+    @rule(node=NODES, key=KEY)
     def read(self, node: int, key: str) -> None:
         self._expect(
             node,
@@ -203,8 +217,12 @@ class StoreMachine(RuleBasedStateMachine):
         self._model_flush(node)
 
     def _model_flush(self, node: int) -> None:
-        seen = self.seen[node]
-        new = self.errors[node][seen:]
+        self.model.flush(self.model.nodes[node], observe=self._dropped(node))
+        self._check_reports(node)
+
+    def _dropped(self, node: int) -> Callable[[str], bool]:
+        """Whether the store reported a key's pending work dropped, since the last look."""
+        new = self.errors[node][self.seen[node] :]
         self.seen[node] = len(self.errors[node])
 
         def dropped(key: str) -> bool:
@@ -213,8 +231,7 @@ class StoreMachine(RuleBasedStateMachine):
                 for error in new
             )
 
-        self.model.flush(self.model.nodes[node], observe=dropped)
-        self._check_reports(node)
+        return dropped
 
     def _check_reports(self, node: int) -> None:
         kinds = {type(error) for error in self.errors[node]}

@@ -15,6 +15,7 @@ from objectstore_s3 import (
     PreconditionFailedError,
     ServerCapabilityError,
     StorageLimitExceededError,
+    SupersededWriteError,
 )
 from tests.conftest import StoreFactory
 from tests.support.helpers import bucket_view, listing
@@ -176,3 +177,21 @@ def test_a_server_that_ignores_preconditions_refuses_conditional_saves(
     store = make_store()
     with pytest.raises(ServerCapabilityError, match="ignores If-Match"):
         store.save("k", "v", if_absent=True)
+
+
+def test_a_pending_delete_of_a_key_made_elsewhere_since_is_reported_not_applied(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
+    """Found by the model test's `update` rule: a write-behind delete of a key only this
+    node had (a get_file_path, nothing saved) met an object another node created since;
+    it was completed silently as "already gone". It gives way and is reported."""
+    errors: list[ObjectStoreError] = []
+    store = make_store(persistence_interval_seconds=3600, on_error=errors.append)
+    other = make_store(cache_dir=tmp_path / "other")
+    store.get_file_path("k1")  # registered, no object
+    assert store.delete("k1") is True  # journaled, expecting no object
+    other.update("k1", lambda text: (text or "") + "+1")
+    store.flush()
+    assert [type(error) for error in errors] == [SupersededWriteError]
+    assert "'k1'" in str(errors[0])
+    assert other.read("k1") == "+1"

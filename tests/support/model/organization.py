@@ -120,6 +120,20 @@ class Model:
         if key in node.registered:
             self._mirror(node, key, LocalFile(value, value, None))
 
+    def update(
+        self, node: Node, key: str, suffix: bytes, observe: Callable[[str], bool] | None = None
+    ) -> bytes:
+        """A read-modify-write appending `suffix`: the node's pending work on the key goes
+        first, then the bucket's value (never a cached one) gets the suffix exactly once,
+        written through in both modes."""
+        pending = node.pending.pop(key, None)
+        if pending is not None:
+            self._apply(node, key, pending, observe)
+        value = (self.bucket_value(key) or b"") + suffix
+        self._write(key, value)
+        self._after_put(node, key, value, accepted=False)
+        return value
+
     def delete(self, node: Node, key: str) -> None:
         exists, base = self._presence(node, key)
         if not exists:
