@@ -33,7 +33,8 @@ def test_a_save_if_match_lands_only_over_that_etag(make_store: StoreFactory) -> 
     current = store.stat("risk/budget").etag
     assert caught.value.key == "risk/budget"
     assert caught.value.current_etag == current
-    assert "risk/budget" in str(caught.value) and str(current) in str(caught.value)
+    assert "risk/budget" in str(caught.value)
+    assert str(current) in str(caught.value)
     assert isinstance(caught.value, ObjectStoreError)
     assert store.read("risk/budget") == "90"
 

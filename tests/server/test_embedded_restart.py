@@ -68,7 +68,8 @@ def saver(env: dict[str, str], count: int, pause: int) -> subprocess.Popen[str]:
 def test_a_saving_process_starts_the_stopped_server_again(user: dict[str, str]) -> None:
     cli: Runner = runner(user)
     process = saver(user, count=300, pause=100)
-    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout is not None
+    assert process.stdin is not None
     assert process.stdout.readline() == "paused\n", process.stderr
     first = json.loads(cli("server", "status", "--json").stdout)
     stopped = cli("server", "stop")

@@ -26,6 +26,7 @@ def test_all_is_pinned() -> None:
         "InvalidSettingError",
         "KeyNotFoundError",
         "KeyValuePair",
+        "KeyVersion",
         "LocalFileConflictError",
         "LocalPathClashError",
         "LocalStorageError",
@@ -34,6 +35,7 @@ def test_all_is_pinned() -> None:
         "ObjectStore",
         "ObjectStoreError",
         "ObjectStoreSettings",
+        "PreconditionFailedError",
         "ServerCapabilityError",
         "StorageLimitExceededError",
         "StoragePermissionError",
@@ -43,6 +45,8 @@ def test_all_is_pinned() -> None:
         "StoreNotTransferableError",
         "SupersededWriteError",
         "UnsafeFolderError",
+        "UnsupportedOperationError",
+        "VersioningNotEnabledError",
         "__version__",
     ]
     for name in objectstore_s3.__all__:
