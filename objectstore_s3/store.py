@@ -212,17 +212,20 @@ class ObjectStore(VersionedValues):
 
     # -- local files -----------------------------------------------------------------------
 
-    def get_file_path(self, key: str, *, version: str | None = None) -> str:
+    def get_file_path(
+        self, key: str, *, version: str | None = None, progress: Progress | None = None
+    ) -> str:
         """A real local file for the key, holding what the key holds on this node;
-        `version`: a read-only file of that earlier version, never synced back."""
+        `version`: a read-only file of that earlier version, never synced back.
+        `progress(bytes)` is called as a download from the bucket goes."""
         name = self._key(key)
         if version is not None:
-            return self._version_file(name, version)
+            return self._version_file(name, version, progress)
         self._require("read")
         self._require("write")
         parts = self._parts
         with parts.writer.locked(name), self._node.local.files.key_lock(name):
-            return str(parts.view.materialize(name))
+            return str(parts.view.materialize(name, progress))
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from .lean import KeyVersion, ObjectStat
 from .node.view import Listed
 from .objects import WholeObjects, stat_of
-from .transport.base import ObjectInfo, VersionInfo
+from .transport.base import ObjectInfo, Progress, VersionInfo
 
 __all__ = ["VersionedValues"]
 
@@ -59,11 +59,11 @@ class VersionedValues(WholeObjects):
         self._require("write")
         return _stat_of(self._parts.copies.copy(source_name, name))
 
-    def _version_file(self, key: str, version: str) -> str:
+    def _version_file(self, key: str, version: str, progress: Progress | None = None) -> str:
         """`get_file_path(key, version=...)`: a read-only (0400) file of that version,
         beside the key's own, never synced back (only reading is needed)."""
         self._require("read")
-        return str(self._parts.view.versions.file(key, version))
+        return str(self._parts.view.versions.file(key, version, progress))
 
 
 def _version_of(item: VersionInfo) -> KeyVersion:

@@ -17,7 +17,7 @@ from pathlib import Path
 from objectstore_s3.errors import UnsupportedOperationError
 from objectstore_s3.local.cache import NodeCache, version_entry
 from objectstore_s3.local.files import LocalFiles
-from objectstore_s3.transport.base import Backend, VersionInfo
+from objectstore_s3.transport.base import Backend, Progress, VersionInfo
 
 __all__ = ["NULL_VERSION", "VersionReads"]
 
@@ -81,7 +81,7 @@ class VersionReads:
         entry = self._cache.get(version_entry(key, version_id))
         return None if entry is None else entry.body
 
-    def file(self, key: str, version_id: str) -> Path:
+    def file(self, key: str, version_id: str, progress: Progress | None = None) -> Path:
         """A read-only local file of one version, beside the key's own (never synced):
         written from the cache when it has the version, else downloaded in parts."""
         body = self.cached(key, version_id)
@@ -89,7 +89,7 @@ class VersionReads:
         def write(target: Path) -> object:
             if body is not None:
                 return target.write_bytes(body)
-            return self._backend.download(key, target, version_id=version_id)
+            return self._backend.download(key, target, progress, version_id=version_id)
 
         immutable = version_id != NULL_VERSION
         return self._files.keep_version(key, version_id, write, immutable=immutable)

@@ -194,7 +194,7 @@ class NodeView:
             return registered, Base.absent()
         return True, Base(info.etag, info.size, True)
 
-    def materialize(self, key: str) -> Path:
+    def materialize(self, key: str, progress: Progress | None = None) -> Path:
         """The key's local file, holding what the key holds on this node: its pending
         value, the bucket's object, or nothing yet (a key that does not exist is
         registered). The caller holds the key's write lock and its node-wide file lock."""
@@ -212,7 +212,9 @@ class NodeView:
         if info is None:
             # The user's own work for a key the bucket does not have stays as it is.
             return files.prepare(key) if state.kind == "local" else files.start_empty(key)
-        path = files.bring_in(key, info, lambda target: self._backend.download(key, target))
+        path = files.bring_in(
+            key, info, lambda target: self._backend.download(key, target, progress)
+        )
         self._states.register(key, self._states.state(key))
         cached = self._cache.meta(key)
         if cached is not None and cached.etag != info.etag:

@@ -379,3 +379,20 @@ def test_json_round_trip_through_file(store: ObjectStore) -> None:
     store.flush()
     store.clear()
     assert store.read_json("cfg.json") == {"a": 1}
+
+
+def test_transfers_report_progress_in_bytes(make_store: StoreFactory, tmp_path: Path) -> None:
+    """download_file, upload_file and get_file_path call `progress(n)` with the bytes
+    moved (issue 22: the CLI's progress bars), summing to the object's size."""
+    store = make_store()
+    data = bytes(range(256)) * 4096 * 6  # 6 MiB: multipart where the transport parts
+    source = tmp_path / "model.bin"
+    source.write_bytes(data)
+    moved: dict[str, list[int]] = {"up": [], "down": [], "file": []}
+    assert store.upload_file("m/model.bin", source, progress=moved["up"].append)
+    store.download_file("m/model.bin", tmp_path / "copy.bin", progress=moved["down"].append)
+    node = make_store(cache_dir=tmp_path / "other-node", local_root=tmp_path / "other-files")
+    path = node.get_file_path("m/model.bin", progress=moved["file"].append)
+    assert Path(path).read_bytes() == data
+    assert (tmp_path / "copy.bin").read_bytes() == data
+    assert {name: sum(steps) for name, steps in moved.items()} == dict.fromkeys(moved, len(data))
