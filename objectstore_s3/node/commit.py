@@ -100,7 +100,7 @@ class Committer:
         if create and self.tombstones.deleted_after(key, create, expected_object=False):
             return Superseded(key, None)
         yields = None if pending is None else self._newer_than(key, pending)
-        return self._write(
+        return self.write(
             key, len(data), base, send, yields=yields, held=held, expected=expected, strict=strict
         )
 
@@ -136,9 +136,9 @@ class Committer:
             )
 
         yields = (lambda current: True) if keep_rival else None
-        return self._write(key, size, base, send, yields=yields, held=None, strict=strict)
+        return self.write(key, size, base, send, yields=yields, held=None, strict=strict)
 
-    def _write(
+    def write(
         self,
         key: str,
         size: int,

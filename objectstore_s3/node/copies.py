@@ -40,7 +40,7 @@ class Copies:
 
     def history(self, key: str) -> list[VersionInfo]:
         """The key's versions, newest first, after this node's pending work on it."""
-        self._settle(key)
+        self._writer.settle(key)
         return self._writer.view.versions.history(key)
 
     def restore(self, key: str, version_id: str) -> ObjectInfo:
@@ -49,7 +49,7 @@ class Copies:
         versions = w.view.versions
         if not versions.versioned():
             raise _not_versioned(key, w.backend.name)
-        self._settle(key)
+        self._writer.settle(key)
         with w.locked(key), w.files.key_lock(key):
             found = versions.history(key)
             target = _version(key, version_id, found)
@@ -75,7 +75,7 @@ class Copies:
         """Copy the current value of `source` (this node's pending save of it included)
         onto `key`, as a save of `key` would write it."""
         w = self._writer
-        self._settle(source)
+        self._writer.settle(source)
         found = w.backend.head(source)
         if found is None:
             raise KeyNotFoundError(source)
@@ -90,15 +90,6 @@ class Copies:
             )
             self._follow(key, info, body)
             return info
-
-    def _settle(self, key: str) -> None:
-        """Commit this node's pending write-behind work on the key, so that the bucket
-        holds what this node shows (a pending save would otherwise be replayed later)."""
-        w = self._writer
-        with w.locked(key):
-            entry = w.journal.get(key)
-            if entry is not None:
-                w._upload(entry, None)
 
     def _commit(
         self,
@@ -129,7 +120,7 @@ class Copies:
             def send(condition: dict[str, str]) -> ObjectInfo:
                 return backend.copy(source, key, version_id=version_id, **condition)
 
-        result = self._writer.committer._write(
+        result = self._writer.committer.write(
             key, size, base, send, yields=None, held=None, expected=expected, strict=strict
         )
         assert isinstance(result, ObjectInfo)  # nothing yields without `yields`
@@ -142,14 +133,14 @@ class Copies:
         with w.accepting(key):
             try:
                 if body is not None:
-                    w._after_put(key, body, info, accepted=False)
+                    w.after_put(key, body, info, accepted=False)
                 else:
                     w.cache.invalidate(key)
                     self._refresh_file(key)
             except BaseException:
                 w.cache.invalidate(key)
                 raise
-            w._supersede_pending(key)
+            w.supersede_pending(key)
 
     def _refresh_file(self, key: str) -> None:
         w = self._writer

@@ -38,7 +38,7 @@ class WriteThrough(Writer):
                 self.cache.invalidate(key)
                 raise
             self._after_delete(key)
-            self._supersede_pending(key)
+            self.supersede_pending(key)
 
 
 class WriteBehind(Writer):

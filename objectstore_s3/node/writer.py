@@ -157,16 +157,16 @@ class Writer:
                 self.cache.invalidate(key)
                 if own:
                     self.states.record(key, result.etag, before)
-                self._supersede_pending(key)
+                self.supersede_pending(key)
         return result
 
-    def _supersede_pending(self, key: str) -> None:
+    def supersede_pending(self, key: str) -> None:
         """A write just made replaces whatever was pending for the key."""
         entry = self.journal.get(key)
         if entry is not None and self.journal.complete(entry, "superseded", None):
             self.quota.release(entry.token)
 
-    def _after_put(self, key: str, data: bytes, info: ObjectInfo, *, accepted: bool) -> None:
+    def after_put(self, key: str, data: bytes, info: ObjectInfo, *, accepted: bool) -> None:
         """Only now that the bucket took the value may the cache and the local file
         claim it. `accepted`: it was accepted earlier (write-behind), so a local file
         written since is newer and stays, as a change from what the bucket now holds."""
@@ -200,8 +200,8 @@ class Writer:
                 raise
             assert isinstance(result, ObjectInfo)
             with self.accepting(key), _invalidating(self.cache, key):
-                self._after_put(key, data, result, accepted=False)
-                self._supersede_pending(key)
+                self.after_put(key, data, result, accepted=False)
+                self.supersede_pending(key)
             return result
 
     def put_checked(self, key: str, data: bytes, expect: Expect | None) -> ObjectInfo:
@@ -317,7 +317,7 @@ class Writer:
                 self._drop(entry, result)
             elif self.journal.complete(entry, "uploaded", result.etag):
                 self.quota.release(entry.token)  # what the upload did not spend, if any
-                self._after_put(key, data, result, accepted=True)
+                self.after_put(key, data, result, accepted=True)
             else:
                 self.cache.invalidate(key)  # a newer save is pending: the view shows it
 

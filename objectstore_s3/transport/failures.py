@@ -145,8 +145,8 @@ _UNAVAILABLE = (
 _TABLE: dict[Failure, tuple[type[ObjectStoreError], str]] = {
     Failure.NO_BUCKET: (
         BucketNotFoundError,
-        "Bucket '{bucket}' does not exist at {endpoint}. Create it (e.g. `aws s3 mb "
-        "s3://{bucket}`) or set OBJECTSTORE_BUCKET to an existing bucket.",
+        "Bucket '{bucket}' does not exist at {endpoint}. Create it with `objectstore-s3 "
+        "bucket create {bucket}`, or set OBJECTSTORE_BUCKET to an existing bucket.",
     ),
     Failure.PRECONDITION: (
         PreconditionFailedError,
