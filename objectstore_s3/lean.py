@@ -12,7 +12,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["Generic_", "KeyValuePair", "KeyVersion", "ObjectStat", "StorageUsage"]
+__all__ = [
+    "Generic_",
+    "KeyValuePair",
+    "KeyVersion",
+    "LedgerHealth",
+    "NodeStatus",
+    "ObjectStat",
+    "StorageUsage",
+]
 
 R = TypeVar("R")
 
@@ -71,6 +79,44 @@ class StorageUsage(NamedTuple):
     files: int
     max_size: int
     max_files: int
+
+
+class LedgerHealth(NamedTuple):
+    """The usage ledger as `ledger_health` reads it (one GET, no listing). `files`/`bytes`:
+    committed usage; `leases` live stores each reserve room they save into without asking
+    (`reserved_*`: the room of every lease and hold); `holds`: room kept for the journals
+    of stopped processes; `maybe_*`: writes whose answer was lost, counted until
+    `maybe_until`; `drift`: the ledger knows it over-counts and a recount is due;
+    `last_recount`: when the ledger was last recounted from a listing (None: never)."""
+
+    files: int
+    bytes: int
+    leases: int
+    holds: int
+    reserved_files: int
+    reserved_bytes: int
+    maybe_writes: int
+    maybe_files: int
+    maybe_bytes: int
+    maybe_until: datetime | None
+    drift: bool
+    last_recount: datetime | None
+
+
+class NodeStatus(NamedTuple):
+    """This node's local state as `node_status` reads it (no request). The cache is the
+    node's, shared by every store on it; hits and misses are this process's reads since
+    it opened the store; `pending_*` is write-behind work not in the bucket yet;
+    `unsaved` the keys whose local file (`get_file_path`) has changes not uploaded."""
+
+    cache_bytes: int
+    cache_entries: int
+    cache_hits: int
+    cache_misses: int
+    pending_writes: int
+    pending_deletes: int
+    pending_bytes: int
+    unsaved: tuple[str, ...]
 
 
 class Generic_(Generic[R]):

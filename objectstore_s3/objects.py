@@ -8,18 +8,20 @@ which `ObjectStore` provides.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import KeyNotFoundError
-from .lean import ObjectStat
+from .lean import LedgerHealth, NodeStatus, ObjectStat
 from .node.node import Parts
 from .node.view import Listed
+from .quota.ledger import Ledger
 from .values import TypedValues, expectation
 
-__all__ = ["MAX_PRESIGN_SECONDS", "WholeObjects", "stat_of"]
+__all__ = ["MAX_PRESIGN_SECONDS", "WholeObjects", "health_of", "stat_of"]
 
 Progress = Callable[[int], None]
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # S3's limit for a SigV4 presigned URL
@@ -93,6 +95,58 @@ class WholeObjects(TypedValues):
         return self._guarded(
             lambda: writer.put_file(name, source, progress=progress, expect=expect)
         )
+
+    def ledger_health(self) -> LedgerHealth | None:
+        """The organization's usage ledger: committed usage, the live stores' leases, the
+        maybes and their horizon, drift and the last recount (one GET; None: no ledger yet,
+        nothing was ever saved). Read-only: `reconcile_usage` recounts it."""
+        self._require("read")
+        ledger = self._parts.quota.ledger()
+        return None if ledger is None else health_of(ledger, time.time())
+
+    def node_status(self) -> NodeStatus:
+        """This node's cache, pending write-behind work and local files with unsaved
+        changes, from its local state (no request to the bucket)."""
+        self._require("read")
+        view = self._parts.view
+        entries, unsaved = view.local_work()
+        cache_bytes, cache_entries = view.cache.usage()
+        deletes = sum(entry.op == "delete" for entry in entries)
+        return NodeStatus(
+            cache_bytes=cache_bytes,
+            cache_entries=cache_entries,
+            cache_hits=view.hits,
+            cache_misses=view.misses,
+            pending_writes=len(entries) - deletes,
+            pending_deletes=deletes,
+            pending_bytes=sum(entry.length for entry in entries if entry.op == "put"),
+            unsaved=tuple(sorted(unsaved)),
+        )
+
+
+def health_of(ledger: Ledger, now: float) -> LedgerHealth:
+    """The public reading of a ledger; leases past their expiry at `now` are not live
+    (their room is reclaimed at the ledger's next update)."""
+    reserved_bytes, reserved_files = ledger.reserved()
+    horizon = max((until for _, _, until in ledger.maybes), default=None)
+    return LedgerHealth(
+        files=ledger.files,
+        bytes=ledger.bytes,
+        leases=sum(lease.expires > now for lease in ledger.leases.values()),
+        holds=len(ledger.holds),
+        reserved_files=reserved_files,
+        reserved_bytes=reserved_bytes,
+        maybe_writes=len(ledger.maybes),
+        maybe_files=sum(files for files, _, _ in ledger.maybes),
+        maybe_bytes=sum(size for _, size, _ in ledger.maybes),
+        maybe_until=_moment(horizon),
+        drift=ledger.drift,
+        last_recount=_moment(ledger.rebased_at or None),
+    )
+
+
+def _moment(at: float | None) -> datetime | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC)
 
 
 def stat_of(item: Listed) -> ObjectStat:

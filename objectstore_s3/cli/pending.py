@@ -6,7 +6,7 @@ close) and the holds kept for dead processes' journals. `du` counts from a listi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from objectstore_s3.lean import StorageUsage
@@ -20,31 +20,24 @@ __all__ = ["pending_lines", "pending_usage"]
 def pending_usage(store: ObjectStore, listed: StorageUsage) -> dict[str, Any] | None:
     """The ledger's figures and what is pending in it, if they differ from `listed` (or
     anything is pending); None when they agree, or there is no ledger yet."""
-    # The ledger is the store's own bookkeeping, not public API: read for display only.
-    ledger = store._parts.quota.ledger()
-    if ledger is None:
+    health = store.ledger_health()
+    if health is None:
         return None
-    maybes = ledger.maybes
-    horizon = max((until for _, _, until in maybes), default=None)
-    reserved_bytes, reserved_files = ledger.reserved()
+    until = health.maybe_until
     pending = {
-        "ledger_bytes": ledger.bytes,
-        "ledger_files": ledger.files,
-        "maybe_writes": len(maybes),
-        "maybe_files": sum(files for files, _, _ in maybes),
-        "maybe_bytes": sum(size for _, size, _ in maybes),
-        "maybe_until": _iso(horizon),
-        "leases": len(ledger.leases),
-        "holds": len(ledger.holds),
-        "reserved_bytes": reserved_bytes,
-        "reserved_files": reserved_files,
+        "ledger_bytes": health.bytes,
+        "ledger_files": health.files,
+        "maybe_writes": health.maybe_writes,
+        "maybe_files": health.maybe_files,
+        "maybe_bytes": health.maybe_bytes,
+        "maybe_until": None if until is None else until.isoformat(),
+        "leases": health.leases,
+        "holds": health.holds,
+        "reserved_bytes": health.reserved_bytes,
+        "reserved_files": health.reserved_files,
     }
-    agree = (ledger.bytes, ledger.files) == (listed.bytes, listed.files)
-    return None if agree and not maybes and not ledger.holds else pending
-
-
-def _iso(moment: float | None) -> str | None:
-    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
+    agree = (health.bytes, health.files) == (listed.bytes, listed.files)
+    return None if agree and not health.maybe_writes and not health.holds else pending
 
 
 def pending_lines(pending: dict[str, Any], listed: StorageUsage) -> list[str]:

@@ -155,6 +155,12 @@ class NodeCache:
         parsed = _parse_header(head)
         return None if parsed is None else parsed[0]
 
+    def usage(self) -> tuple[int, int]:
+        """(bytes, entries) of the node's cache database, every namespace's (diskcache keeps
+        both as counters: no scan); (0, 0) if it cannot be read."""
+        found = self._db.read(lambda cache: (int(cache.volume()), len(cache)), self._slot(""))
+        return found if isinstance(found, tuple) else (0, 0)
+
     def _lookup(self, key: str, read: bool) -> Any:
         """The key's raw entry (bytes, or a file for `read`); None unless usable."""
         slot = self._slot(key)

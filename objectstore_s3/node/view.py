@@ -71,6 +71,7 @@ class NodeView:
         self._max_age = max_age
         self._is_key = is_key
         self.versions = VersionReads(cache, files, backend)  # earlier versions, by id
+        self.hits = self.misses = 0  # reads the cache answered, and those it could not
 
     def state(self, key: str, *, with_body: bool = False) -> KeyState:
         registered = self._states.is_registered(key)
@@ -113,8 +114,19 @@ class NodeView:
         if state.kind == "registered":
             return None
         if state.kind == "cached" and state.body is not None:
+            self.hits += 1  # a counter per process: diskcache's stats would write per read
             return state.body.body
+        self.misses += 1
         return self._fetch(key, state.body)
+
+    def local_work(self) -> tuple[list[PendingEntry], list[str]]:
+        """This node's pending write-behind entries (oldest first), and the keys whose
+        local file has changes not uploaded (no request)."""
+        return self._journal.entries(), self._states.changed_keys()
+
+    @property
+    def cache(self) -> NodeCache:
+        return self._cache
 
     def _fetch(self, key: str, entry: CacheEntry | None) -> bytes | None:
         """GET the key (conditional on a stale cached copy) and fill the cache."""

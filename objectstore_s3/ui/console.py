@@ -28,6 +28,7 @@ from .folders import Listings
 __all__ = ["Console", "Figures", "Permissions", "folder_size"]
 
 ACTIONS = ("read", "write", "delete")
+UNSAVED_SHOWN = 100  # the node page names at most this many keys with unsaved changes
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,9 @@ class Console:
         s = self.store.settings
         local = Path(s.local_root) / str(s.organization_id)
         return {
+            "status": self.store.node_status(),
+            "unsaved_shown": UNSAVED_SHOWN,
             "cache_dir": str(s.cache_dir),
-            "cache": folder_size(Path(s.cache_dir)),
             "cache_limit": s.cache_size_limit,
             "local_root": str(local),
             "local": folder_size(local),

@@ -39,6 +39,7 @@ def filters() -> dict[str, Callable[..., str]]:
         "when": _when,
         "etag": _etag,
         "count": lambda n: f"{n:,}",
+        "percent": lambda part, whole: f"{100 * part / whole:.0f}%" if whole else "none yet",
         "json": lambda value: json.dumps(value, ensure_ascii=False),  # text, escaped later
     }
 
@@ -85,6 +86,7 @@ def usage_page(console: Console, *, fresh: bool) -> dict[str, Any]:
         folders.append(Entry("(keys outside any folder)", "", True, size, len(loose)))
     return {
         "usage": usage,
+        "ledger": console.store.ledger_health(),
         "folders": folders[:TOP_FOLDERS],
         "more": max(0, len(folders) - TOP_FOLDERS),
     }

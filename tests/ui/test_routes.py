@@ -158,3 +158,59 @@ def test_versions_are_listed_and_restored(console: Console) -> None:
     )
     assert restored.status_code == 303
     assert json.loads(store.read("1/model.json") or "") == {"v": 1}
+
+
+def test_the_usage_page_tells_the_ledger_health_in_words(console: Console) -> None:
+    client, guard, store = console()
+    signed_in(client, guard)
+    assert "There is no ledger yet" in client.get("/usage").text
+    store.save("p/a", b"12345")
+    page = client.get("/usage", params={"refresh": "1"}).text
+    # The save is under this store's lease: the ledger has not counted it yet.
+    assert "The ledger counts 0 files and 0 B (the listing above: 1 files, 5 B" in page
+    assert "1 open store holds a lease: room set aside" in page
+    assert "it saves into without asking the bucket" in page
+    assert "No write is in doubt" in page
+    assert "No drift is known" in page
+    health = store.ledger_health()
+    assert health is not None
+    assert (health.files, health.bytes, health.leases) == (0, 0, 1)
+    assert health.last_recount is not None  # the ledger began with a count
+    store.reconcile_usage()
+    health = store.ledger_health()
+    assert health is not None
+    assert (health.files, health.bytes) == (1, 5)
+    page = client.get("/usage").text
+    assert "The ledger counts 1 files and 5 B." in page
+    assert f"Last recounted from a listing at {health.last_recount:%Y-%m-%d %H:%M:%S}" in page
+
+
+def test_the_node_page_shows_cache_hits_pending_work_and_unsaved_files(console: Console) -> None:
+    client, guard, store = console(persistence_interval_seconds=3600)
+    signed_in(client, guard)
+    store.save("p/behind", b"123")
+    store.delete("p/behind")
+    store.save("p/kept", b"abcd")
+    status = store.node_status()
+    assert (status.pending_writes, status.pending_deletes, status.pending_bytes) == (1, 1, 4)
+    page = client.get("/node").text
+    assert "1 save (4 B) and 1 delete are accepted on this node" in page
+    store.flush()
+    with open(store.get_file_path("p/kept"), "wb") as local:
+        local.write(b"changed here")
+    page = client.get("/node").text
+    assert "nothing: the bucket has every save and delete" in page
+    assert "1 local file changed since it was last uploaded" in page
+    assert "<code>p/kept</code>" in page
+    store.save("p/cached", b"xyz")
+    store.flush()
+    before = store.node_status()
+    store.read_bytes("p/cached")
+    store.read_bytes("p/cached")
+    after = store.node_status()
+    reads = (after.cache_hits + after.cache_misses) - (before.cache_hits + before.cache_misses)
+    assert reads == 2
+    assert after.cache_hits - before.cache_hits >= 1
+    assert after.cache_entries >= 1
+    assert after.cache_bytes > 0
+    assert "hit rate" in client.get("/node").text
