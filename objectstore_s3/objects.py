@@ -57,6 +57,18 @@ class WholeObjects(TypedValues):
         self._require("read")
         return [stat_of(item) for item in self._parts.view.listing(prefix)]
 
+    def list_page(
+        self, prefix: str = "", *, start_after: str | None = None, limit: int = 200
+    ) -> list[ObjectStat]:
+        """At most `limit` keys starting with `prefix` and sorting after `start_after`, in
+        key order: a folder one page at a time (the next page starts after the last key
+        of this one; an empty page is the end). The bucket's listing stops early."""
+        self._require("read")
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        found = self._parts.view.listing_page(prefix, start_after or "", limit)
+        return [stat_of(item) for item in found]
+
     def download_file(self, key: str, path: str | Path, progress: Progress | None = None) -> None:
         """Stream a key's value into a local file (ranged parts, bounded memory)."""
         name = self._key(key)

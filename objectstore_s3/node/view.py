@@ -251,11 +251,36 @@ class NodeView:
             for info in self._backend.list(prefix)
             if self._is_key(info.key)
         }
-        for key in self._states.registered_keys():
-            if key.startswith(prefix) and key not in found:
-                found[key] = Listed(key, 0, None, None)
+        return self._overlay(found, lambda key: key.startswith(prefix))
+
+    def listing_page(self, prefix: str, start_after: str, limit: int) -> list[Listed]:
+        """The first `limit` keys under `prefix` after `start_after`, as `listing` shows
+        them: the bucket's listing is read lazily and stops once the page is full (S3's
+        pagination too), this node's pending work and local files laid over that range."""
+        found: dict[str, Listed] = {}
+        last, ended = start_after, True
+        gone = {entry.key for entry in self._journal.entries() if entry.op == "delete"}
+        for info in self._backend.list(prefix):
+            if info.key <= start_after or not self._is_key(info.key) or info.key in gone:
+                continue  # a pending delete takes no room: a short page is the last
+            if len(found) >= limit:
+                ended = False
+                break
+            last = info.key
+            found[info.key] = Listed(info.key, info.size, info.etag, info.last_modified)
+
+        def in_page(key: str) -> bool:
+            return key.startswith(prefix) and key > start_after and (ended or key <= last)
+
+        return self._overlay(found, in_page)[:limit]
+
+    def _overlay(self, found: dict[str, Listed], within: Callable[[str], bool]) -> list[Listed]:
+        """`found` (the bucket's keys) with this node's registered local files and pending
+        work on the keys `within` the listing laid over it, sorted."""
+        for key in filter(within, self._states.registered_keys()):
+            found.setdefault(key, Listed(key, 0, None, None))
         for entry in self._journal.entries():
-            if not entry.key.startswith(prefix):
+            if not within(entry.key):
                 continue
             if entry.op == "delete":
                 found.pop(entry.key, None)

@@ -162,7 +162,7 @@ class Pages:
         context = folder_page(
             self.console,
             prefix,
-            page=_number(query.get("page", "1")),
+            after=query.get("after", ""),
             name_filter=query.get("filter", ""),
             fresh=query.get("refresh") == "1",
         )
@@ -274,10 +274,6 @@ def _key(raw: str | None) -> str:
     if not raw:
         raise HTTPException(400, "No key given.")
     return normalize_key(raw)
-
-
-def _number(raw: str) -> int:
-    return int(raw) if raw.isdigit() else 1
 
 
 def folder_prefix(raw: str) -> str:

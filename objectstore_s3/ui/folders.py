@@ -1,11 +1,11 @@
-"""Folders over a flat key space: one listing of a prefix becomes a sorted index of its
-children (sub-folders with their totals, then keys), served a page at a time.
+"""Folders over a flat key space. The folder page is read a page at a time from
+`ObjectStore.list_page` (`page_after`): the listing stops once the page is full, so the
+first page of a 100,000-key folder costs one page of listing; a sub-folder is one row.
 
-`ObjectStore.list_objects(prefix)` returns every key under the prefix, so the console
-lists a folder once and keeps its index for `ttl` seconds (and until the console itself
-changes a key): the pages of a 100,000-key folder are then slices of the index, and a page
-never carries more than `page_size` rows. A filter is a prefix of the child's name, found
-by bisection in the sorted index.
+The usage page needs totals per top-level folder: for it, one listing of a prefix becomes a
+sorted index of its children (sub-folders with their totals, then keys), kept `ttl`
+seconds (and until the console itself changes a key). A filter is a prefix of the
+child's name, found by bisection in the sorted index.
 """
 
 from __future__ import annotations
@@ -20,7 +20,16 @@ from datetime import datetime
 
 from objectstore_s3.lean import ObjectStat
 
-__all__ = ["Entry", "Folder", "FolderIndex", "Listings", "Page", "parent_of"]
+__all__ = [
+    "Entry",
+    "Folder",
+    "FolderIndex",
+    "Listings",
+    "Page",
+    "Paged",
+    "page_after",
+    "parent_of",
+]
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,49 @@ class Listings:
     def forget(self) -> None:
         with self._lock:
             self._indexes.clear()
+
+
+END = "\U0010ffff"  # sorts after every character a key may hold: past a folder's keys
+PageLister = Callable[..., Sequence[ObjectStat]]  # ObjectStore.list_page
+
+
+@dataclass(frozen=True)
+class Paged:
+    """One page of a folder's children in key order, and where the next one starts."""
+
+    rows: list[Entry]
+    after: str | None  # None: this is the last page
+
+
+def page_after(
+    list_page: PageLister, prefix: str, name_filter: str, after: str, size: int
+) -> Paged:
+    """The `size` children of `prefix` (names starting with `name_filter`) that follow
+    the key `after`, from a paged listing: a sub-folder is one row (its keys are skipped,
+    never counted), and nothing past the page is listed."""
+    rows: list[Entry] = []
+    cursor = after
+    while True:
+        # One more than a page: whether a next page exists, without listing again.
+        stats = list_page(prefix + name_filter, start_after=cursor or None, limit=size + 1)
+        for stat in stats:
+            if stat.key <= cursor:
+                continue  # in a sub-folder already shown
+            if len(rows) >= size:
+                return Paged(rows, cursor)
+            rest = stat.key[len(prefix) :]
+            cut = rest.find("/")
+            if cut < 0:
+                rows.append(
+                    Entry(rest, stat.key, False, stat.size, 1, stat.etag, stat.last_modified)
+                )
+                cursor = stat.key
+            else:
+                folder = prefix + rest[: cut + 1]
+                rows.append(Entry(rest[:cut], folder, True, 0, 0))
+                cursor = folder + END
+        if len(stats) <= size:
+            return Paged(rows, None)
 
 
 def parent_of(prefix: str) -> str:

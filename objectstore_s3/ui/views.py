@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from .console import Console
-from .folders import Entry, parent_of
+from .folders import Entry, page_after, parent_of
 
 __all__ = ["crumbs", "filters", "folder_page", "human_size", "usage_page"]
 
@@ -55,19 +55,19 @@ def crumbs(prefix: str) -> list[tuple[str, str]]:
 
 
 def folder_page(
-    console: Console, prefix: str, *, page: int, name_filter: str, fresh: bool
+    console: Console, prefix: str, *, after: str, name_filter: str, fresh: bool
 ) -> dict[str, Any]:
-    """One page of a folder: at most the console's page size of its children."""
+    """One page of a folder: at most the console's page size of its children, following
+    the key `after` ("" for the first page), read from a paged listing."""
     if fresh:
         console.changed()
-    index = console.listings.index(prefix, fresh=fresh)
-    shown = index.page(page, console.page_size, name_filter)
+    shown = page_after(console.store.list_page, prefix, name_filter, after, console.page_size)
     return {
         "prefix": prefix,
         "parent": parent_of(prefix) if prefix else None,
         "crumbs": crumbs(prefix),
-        "index": index,
         "page": shown,
+        "after": after,
         "filter": name_filter,
         "usage": console.usage(),
     }

@@ -27,16 +27,44 @@ def test_a_big_folder_is_shown_a_page_at_a_time(console: Console) -> None:
     signed_in(client, guard)
     for index in range(120):
         store.save(f"p/k{index:03d}", b"x")
-    store.save("p/sub/deep", b"yy")
+    for index in range(30):
+        store.save(f"p/k050/deep{index}", b"yy")  # a sub-folder among the keys: one row
     first = client.get("/browse", params={"prefix": "p/"}).text
-    assert _rows(first)[:2] == ["sub/", "k000"]
-    assert len(_rows(first)) == 50
-    assert "page 1 of 3 (121 entries)" in first
-    assert "121 keys" in first
-    last = client.get("/browse", params={"prefix": "p/", "page": "3"}).text
-    assert _rows(last) == [f"k{index:03d}" for index in range(99, 120)]
+    assert _rows(first) == [f"k{index:03d}" for index in range(50)]
+    assert 'id="next"' in first
+    assert "50 entries" in first
+    after = re.search(r'id="next"|href="([^"]*)" id="next"', first)
+    assert after is not None
+    second = client.get(after.group(1).replace("&amp;", "&")).text
+    assert _rows(second) == ["k050", "k050/"] + [f"k{index:03d}" for index in range(51, 99)]
+    third_link = re.search(r'href="([^"]*)" id="next"', second)
+    assert third_link is not None
+    third = client.get(third_link.group(1).replace("&amp;", "&")).text
+    assert _rows(third) == [f"k{index:03d}" for index in range(99, 120)]
+    assert 'id="next"' not in third
+    assert "the last of this folder" in third
+    assert 'id="first"' in third
     filtered = client.get("/browse", params={"prefix": "p/", "filter": "k11"}).text
     assert _rows(filtered) == [f"k11{digit}" for digit in range(10)]
+
+
+def test_a_folder_page_lists_only_as_far_as_the_page(console: Console) -> None:
+    client, guard, store = console(page_size=10)
+    signed_in(client, guard)
+    for index in range(100):
+        store.save(f"q/k{index:03d}", b"x")
+    asked: list[int] = []
+    real = store.list_page
+
+    def counted(prefix: str, **options: object) -> list[object]:
+        found = real(prefix, **options)  # type: ignore[arg-type]
+        asked.append(len(found))
+        return found  # type: ignore[return-value]
+
+    store.list_page = counted  # type: ignore[method-assign]
+    page = client.get("/browse", params={"prefix": "q/"}).text
+    assert _rows(page) == [f"k{index:03d}" for index in range(10)]
+    assert asked == [11]  # a page and one key of the listing, never the folder's 100 keys
 
 
 def test_the_folder_index_pages_without_touching_other_rows() -> None:
@@ -214,3 +242,18 @@ def test_the_node_page_shows_cache_hits_pending_work_and_unsaved_files(console: 
     assert after.cache_entries >= 1
     assert after.cache_bytes > 0
     assert "hit rate" in client.get("/node").text
+
+
+def test_list_page_lays_this_nodes_pending_work_over_each_page(console: Console) -> None:
+    _, _, store = console(persistence_interval_seconds=3600)
+    for index in range(10):
+        store.save(f"p/k{index}", b"x")
+    store.flush()
+    store.delete("p/k3")  # pending: gone from its page
+    store.save("p/k35", b"yy")  # pending: shown on the page its key falls in
+    assert [s.key for s in store.list_page("p/", limit=4)] == ["p/k0", "p/k1", "p/k2", "p/k35"]
+    second = store.list_page("p/", start_after="p/k35", limit=4)
+    assert [s.key for s in second] == ["p/k4", "p/k5", "p/k6", "p/k7"]
+    assert [s.key for s in store.list_page("p/", start_after="p/k8")] == ["p/k9"]
+    assert store.list_page("p/", start_after="p/k9") == []
+    assert store.list_page("p/", limit=1)[0].etag is not None
