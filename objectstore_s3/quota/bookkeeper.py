@@ -26,12 +26,12 @@ from objectstore_s3.errors import (
     PreconditionFailedError,
     StorageUnavailableError,
 )
-from objectstore_s3.transport.base import Backend
+from objectstore_s3.transport.base import Backend, ObjectInfo
 
 from .account import Account, claimable_grace
 from .ledger import Ledger, LedgerDamagedError
 from .spend import Usage
-from .versions import Versioning, versioned_usage
+from .versions import Replaced, Versioning, versioned_usage
 
 __all__ = ["LEDGER", "Bookkeeper"]
 
@@ -73,6 +73,9 @@ class Bookkeeper:
         # shows the lease gone (the release landed after it was looked for).
         self._released: Account | None = None
         self._switched = False  # the bucket's versioning changed: mark the ledger drift
+        # The ledger's versions its updates replace (a bucket that keeps versions).
+        self._replaced = Replaced(records, LEDGER)
+        self._sweep = False  # a recount was made: sweep the ledger's old versions too
 
     @property
     def lease_id(self) -> str:
@@ -125,13 +128,14 @@ class Bookkeeper:
         # lease's `settled` mark must cover exactly what an attempt that lands settled).
         self.sealed = max([self.sealed] + [delta.seq for delta in self.state.deltas])
         for _ in range(_MAX_CONFLICTS):
-            ledger, etag, damaged = self._load()
+            ledger, read, damaged = self._load()
             state, nonce = self._next(ledger, apply, recount=recount or damaged)
+            written: ObjectInfo | None = None
             try:
-                if etag is None:
-                    self.records.put(LEDGER, ledger.dump(), if_none_match="*")
+                if read is None:
+                    written = self.records.put(LEDGER, ledger.dump(), if_none_match="*")
                 else:
-                    self.records.put(LEDGER, ledger.dump(), if_match=etag)
+                    written = self.records.put(LEDGER, ledger.dump(), if_match=read.etag)
             except PreconditionFailedError:
                 time.sleep(random.uniform(0.002, 0.03))  # noqa: S311  (jitter)
                 continue
@@ -151,6 +155,7 @@ class Bookkeeper:
             self.state, self._released = state, None
             self._adopted.clear()
             self._switched = False
+            self._forget_replaced(read, written)
             return ledger
         raise StorageUnavailableError(
             f"The usage ledger kept changing under {_MAX_CONFLICTS} attempts to update it "
@@ -199,6 +204,15 @@ class Bookkeeper:
         ledger.write_lease(state, self._lease_id, low, self.grace, nonce)
         return state, nonce
 
+    def _forget_replaced(self, read: ObjectInfo | None, written: ObjectInfo | None) -> None:
+        """Delete the ledger's version this update replaced (best effort: quota/versions.py,
+        `Replaced`); after a recount, every old version left."""
+        after = None if written is None else written.version_id
+        self._replaced.written(None if read is None else read.version_id, after)
+        if self._sweep:
+            self._sweep = False
+            self._replaced.sweep()
+
     def _versioning_changed(self) -> bool:
         """Ask the bucket's versioning again, at most every REPROBE_SECONDS: a switch made
         behind this store (not through it) means writes it counted may be off, so the
@@ -221,9 +235,11 @@ class Bookkeeper:
         """Set committed usage from a listing begun now (a new rebase generation)."""
         listed = self.list_usage()
         ledger.rebase(listed.bytes, listed.files, low)
+        self._sweep = self.versioning.known not in (None, "off")
 
-    def _load(self) -> tuple[Ledger, str | None, bool]:
-        """The ledger, its ETag (None: absent) and whether it must be rebuilt."""
+    def _load(self) -> tuple[Ledger, ObjectInfo | None, bool]:
+        """The ledger, what was read (its ETag, its version; None: absent) and whether it
+        must be rebuilt."""
         try:
             data = self.records.get(LEDGER)
         except KeyNotFoundError:
@@ -236,7 +252,7 @@ class Bookkeeper:
             own = ledger.leases.get(self._lease_id)
             if own is not None and own.settled > self.seq:
                 raise LedgerDamagedError(f"this store's lease says change {own.settled} is in")
-            return ledger, data.info.etag, False
+            return ledger, data.info, False
         except LedgerDamagedError as exc:
             log.warning("The usage ledger is damaged (%s); rebuilding it from a listing", exc)
-            return Ledger(), data.info.etag, True
+            return Ledger(), data.info, True
