@@ -28,8 +28,8 @@ from collections.abc import Mapping
 
 from objectstore_s3.errors import ObjectStoreError
 from objectstore_s3.quota import Versioning
-from objectstore_s3.quota.versions import key_versions
-from objectstore_s3.transport.base import Backend, ObjectInfo, content_etag
+from objectstore_s3.quota.versions import by_key, key_versions
+from objectstore_s3.transport.base import Backend, ObjectInfo, VersionInfo, content_etag
 
 from .attempts import Pending, written_after
 
@@ -63,18 +63,19 @@ class Tombstones:
         self._objects = objects  # the keys' own scope, for their delete markers
         self._versioning = versioning
 
-    def _markers(self) -> bool:
-        """Whether deletes leave delete markers here (a bucket that keeps versions)."""
-        return (
-            self._objects is not None
-            and self._versioning is not None
-            and self._versioning.state != "off"
-        )
+    def _markers(self, *, sure: bool = False) -> bool:
+        """Whether deletes leave delete markers here (a bucket that keeps versions).
+        `sure`: only if known so, without asking (None, unknown, counts as no)."""
+        if self._objects is None or self._versioning is None:
+            return False
+        state = self._versioning.known if sure else self._versioning.state
+        return state is not None and state != "off"
 
     def write(self, key: str, lease: str) -> None:
         """Remember that `key` was just deleted by the store holding `lease` (a bucket that
-        keeps versions remembers it by itself: its delete marker)."""
-        if self._records is None or self._markers():
+        keeps versions remembers it by itself: its delete marker). Written unless that is
+        known: a needless tombstone costs a small object, a missing one a replayed save."""
+        if self._records is None or self._markers(sure=True):
             return
         try:
             self._records.put(_name(key), _body(key, lease))
@@ -147,18 +148,34 @@ class Tombstones:
         return lease is not None and tombstone.etag == content_etag(_body(key, lease))
 
     def prune(self, now: float) -> int:
-        """Forget deletes older than the horizon; how many were forgotten."""
+        """Forget deletes older than the horizon; how many were forgotten. Where versions
+        are kept, every version of them, and of those a plain delete left under a delete
+        marker (before this was so): records nobody reads, never counted, never pruned."""
         if self._records is None:
             return 0
-        old = [info.key for info in self._records.list(_PREFIX) if _expired(info, now)]
-        self._forget(old)
-        return len(old)
+        if not self._markers(sure=True):
+            old = [info.key for info in self._records.list(_PREFIX) if _expired(info, now)]
+            self._forget(old)
+            return len(old)
+        forgotten = 0
+        for versions in by_key(self._records.list_versions(_PREFIX)):
+            latest = versions[0]
+            if latest.deleted or _expired(latest, now):
+                for version in versions:
+                    self._records.delete_version(version.key, version.version_id)
+                forgotten += not latest.deleted
+        return forgotten
 
     def _forget(self, names: list[str]) -> None:
         assert self._records is not None
+        versions = self._markers(sure=True)  # a plain delete would keep it, noncurrent
         for name in names:
-            self._records.delete(name)
+            if not versions:
+                self._records.delete(name)
+                continue
+            for version in key_versions(self._records, name):
+                self._records.delete_version(name, version.version_id)
 
 
-def _expired(info: ObjectInfo, now: float) -> bool:
+def _expired(info: ObjectInfo | VersionInfo, now: float) -> bool:
     return info.last_modified is not None and info.last_modified < now - HORIZON
