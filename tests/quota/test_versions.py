@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 
 from objectstore_s3 import KeyNotFoundError, ObjectStore, ObjectStoreSettings
-from objectstore_s3.errors import OutcomeUnknownError
+from objectstore_s3.errors import OutcomeUnknownError, StorageUnavailableError
+from objectstore_s3.quota import LEDGER
+from objectstore_s3.quota.versions import key_versions
+from objectstore_s3.transport.base import VersionInfo
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 from tests.conftest import store_settings
 from tests.support.helpers import ledger
@@ -259,3 +262,97 @@ def test_versioning_switched_on_behind_a_running_store_is_recounted(tmp_path: Pa
     store.save_bytes("k", b"c" * 10)  # counted as keeping the old version now
     store.flush()
     assert committed(store) == (30, 1) == all_versions(store)
+
+
+def ledger_versions(store: ObjectStore) -> list[VersionInfo]:
+    """Every version of the usage ledger in the organization's records scope."""
+    return key_versions(store._node.parts.quota.book.records, LEDGER)
+
+
+def test_the_ledger_keeps_a_bounded_number_of_versions(org: Org) -> None:
+    """Issue 19 follow-up: each conditional update of the ledger on a versioned bucket
+    deletes the version it replaced, so after 12 saves, each settled in an update of its
+    own, the records scope holds at most 2 versions of the ledger, not 12; the quota stays
+    exact."""
+    store = org.store()
+    quota = store._node.parts.quota
+    for step in range(12):
+        store.save_bytes(f"k{step}", b"x" * (step + 1))
+        quota.settle()
+        assert len(ledger_versions(store)) <= 2, step
+    assert committed(store) == all_versions(store) == (78, 12)
+    assert ledger(store)["drift"] is False
+
+
+def test_a_recount_sweeps_the_ledgers_old_versions(org: Org) -> None:
+    """Issue 19 follow-up: versions of the ledger no update of this store replaced (left
+    by a store before this was done, or by an update whose answer was lost) are deleted by
+    the next recount, every one but the current ledger."""
+    store = org.store()
+    store.save_bytes("k", b"x" * 10)
+    store.flush()
+    records = store._node.parts.quota.book.records
+    data = records.get(LEDGER)
+    assert data is not None
+    for _ in range(5):
+        records.put(LEDGER, data.body)  # unconditional: no update of ours replaced these
+    assert len(ledger_versions(store)) >= 6
+    usage = store.reconcile_usage()
+    assert [version.latest for version in ledger_versions(store)] == [True]
+    assert (usage.bytes, usage.files) == (10, 1) == committed(store)
+
+
+def test_tombstones_are_pruned_with_every_version_once_versions_are_kept(
+    tmp_path: Path,
+) -> None:
+    """Issue 19 follow-up: tombstones written before versioning was turned on are pruned
+    past the horizon with every version (a plain delete would keep each under a delete
+    marker, for good), and so is one a plain delete already left so."""
+    clock = FakeClock()
+    org = _memory(tmp_path, clock)
+    assert org.bucket is not None
+    org.bucket.versioning = "off"
+    store = org.store()
+    for key in ("a", "b"):
+        store.save_bytes(key, b"x")
+        store.delete(key)  # unversioned: a tombstone each
+    records = store._node.parts.quota.book.records
+    org.bucket.versioning = "enabled"
+    forgotten = next(iter(records.list("deleted/"))).key
+    records.delete(forgotten)  # as before: its version stays, under a delete marker
+    assert len(list(records.list_versions("deleted/"))) == 3
+    clock.now += 8 * 86400  # past the replay horizon
+    store.reconcile_usage()
+    assert list(records.list_versions("deleted/")) == []
+
+
+def test_an_unanswered_versioning_check_counts_the_upper_bound_and_asks_again(
+    tmp_path: Path,
+) -> None:
+    """Issue 19 follow-up: the bucket does not answer GetBucketVersioning while writes go
+    through: the state is not known yet (not cached), the write counts as on a suspended
+    bucket, the upper bound of every state (drift), never as unversioned; the next write
+    asks again, and a recount gives the exact figure."""
+    org = _memory(tmp_path)
+    assert org.bucket is not None
+    org.bucket.versioning = "off"
+    with org.store("a") as a:
+        a.save_bytes("k", b"a" * 50)
+
+    def unanswered(operation: str, full_key: str, stage: str) -> None:
+        if operation == "GetBucketVersioning":
+            raise StorageUnavailableError("the server did not answer")
+
+    org.bucket.faults.append(unanswered)
+    b = org.store("b")
+    b.save_bytes("k", b"b" * 10)  # replaces 50 bytes; counted as keeping them, at most
+    versioning = b._node.parts.quota.book.versioning
+    assert versioning.known is None
+    b.flush()
+    assert committed(b) == (60, 1)
+    assert ledger(b)["drift"] is True
+    org.bucket.faults.remove(unanswered)
+    b.save_bytes("k", b"c" * 5)  # asked again: unversioned, -5 exactly
+    assert versioning.known == "off"
+    usage = b.reconcile_usage()
+    assert (usage.bytes, usage.files) == (5, 1) == committed(b)
