@@ -28,7 +28,7 @@ from .errors import (
     UnsupportedOperationError,
     VersioningNotEnabledError,
 )
-from .lean import KeyVersion
+from .lean import KeyVersion, LedgerHealth, NodeStatus
 from .settings import ObjectStoreSettings, StoragePermissions
 from .store import KeyValuePair, ObjectStat, ObjectStore, StorageUsage
 
@@ -42,9 +42,11 @@ __all__ = [
     "KeyNotFoundError",
     "KeyValuePair",
     "KeyVersion",
+    "LedgerHealth",
     "LocalFileConflictError",
     "LocalPathClashError",
     "LocalStorageError",
+    "NodeStatus",
     "ObjectDecodeError",
     "ObjectStat",
     "ObjectStore",

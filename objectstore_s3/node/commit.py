@@ -271,9 +271,10 @@ class Committer:
                 if rival and not expected:
                     return Superseded(key, current)
                 base = base_of(current)
-            freed = removed(base, self._versioning.state)  # a delete marker frees no bytes
+            state = self._versioning.state  # once: an answer between two reads would differ
+            freed = removed(base, state)  # a delete marker frees no bytes
             with self._quota.transaction(key) as spend:
-                count = spend.at_most if self._versioning.state == "suspended" else spend.effect
+                count = spend.at_most if state == "suspended" else spend.effect
                 try:
                     self._backend.delete(key, if_match=base.etag if conditional_delete else None)
                 except PreconditionFailedError:
