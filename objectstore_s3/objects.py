@@ -40,7 +40,7 @@ class WholeObjects(TypedValues):
         """StoragePermissionError unless the settings grant `permission`."""
 
     @abstractmethod
-    def _guarded(self, write: Callable[[], object]) -> bool:
+    def _guarded(self, write: Callable[[], object], key: str) -> bool:
         """Run a write; a quota refusal is raised or reported per the mode."""
 
     def stat(self, key: str) -> ObjectStat:
@@ -105,7 +105,7 @@ class WholeObjects(TypedValues):
             raise FileNotFoundError(f"No file to upload for key '{name}': {source} does not exist")
         writer = self._parts.writer
         return self._guarded(
-            lambda: writer.put_file(name, source, progress=progress, expect=expect)
+            lambda: writer.put_file(name, source, progress=progress, expect=expect), name
         )
 
     def ledger_health(self) -> LedgerHealth | None:

@@ -9,6 +9,7 @@ injected (`ObjectStore(settings, backend=MemoryBackend())`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,7 @@ from .errors import (
     ObjectStoreError,
     StorageLimitExceededError,
     StoragePermissionError,
+    StorageUnavailableError,
     StoreNotTransferableError,
 )
 from .keys import normalize_key
@@ -88,8 +90,7 @@ class ObjectStore(VersionedValues):
         return self.settings.storage_file_count
 
     def usage(self) -> StorageUsage:
-        """The organization's bytes and files now (counted from a listing of the bucket,
-        so other nodes' latest saves are in it)."""
+        """The organization's bytes and files now, from a listing (others' saves in it)."""
         used = self._parts.quota.list_usage()
         return StorageUsage(used.bytes, used.files, self.max_size, self.max_files)
 
@@ -108,14 +109,13 @@ class ObjectStore(VersionedValues):
                 f"No file to save for key '{key}': {path} does not exist. Write it first "
                 "(e.g. df.to_parquet(store.get_file_path(key)))."
             )
-        return self._guarded(lambda: self._parts.writer.put_file(key, path, expect=expect))
+        return self._guarded(lambda: self._parts.writer.put_file(key, path, expect=expect), key)
 
     def _save(self, key: str, data: bytes, expect: Expect | None = None) -> bool:
         self._require("write")
-        writer = self._parts.writer
-        if expect is not None:
-            return self._guarded(lambda: writer.put_checked(key, data, expect))
-        return self._guarded(lambda: writer.put(key, data))
+        w = self._parts.writer
+        write = (lambda: w.put_checked(key, data, expect)) if expect else (lambda: w.put(key, data))
+        return self._guarded(write, key)
 
     def _put(self, key: str, data: bytes, expect: Expect | None) -> ObjectStat:
         self._require("write")
@@ -125,13 +125,15 @@ class ObjectStore(VersionedValues):
     def _update(self, key: str, change: Callable[[bytes | None], bytes], attempts: int) -> bytes:
         self._require("read")
         self._require("write")
-        value, _ = read_modify_write(self._parts.writer, key, change, attempts=attempts)
-        return value
+        return read_modify_write(self._parts.writer, key, change, attempts=attempts)[0]
 
-    def _guarded(self, write: Callable[[], object]) -> bool:
-        """Run a write; a quota refusal is raised in research mode, else reported."""
+    def _guarded(self, write: Callable[[], object], key: str) -> bool:
+        """Run a write: a quota refusal is raised (research) or reported (live)."""
         try:
             write()
+        except StorageUnavailableError as exc:
+            _name_the_key(exc, key)  # the failed request may have been the store's own
+            raise
         except StorageLimitExceededError as exc:
             if self.settings.mode == "research":
                 raise
@@ -316,3 +318,13 @@ def _weak_report(store: ObjectStore) -> Callable[[ObjectStoreError], None]:
             log.error("%s", error)
 
     return report
+
+
+def _name_the_key(error: StorageUnavailableError, key: str) -> None:
+    """Raise the error naming the key the user saved, unless it already does (the request
+    that failed may have been the store's own: its ledger, the server's clock)."""
+    if f"'{key}'" in str(error):
+        return
+    named = copy.copy(error)
+    named.args = (f"Could not save '{key}': {error}",)
+    raise named from error.__cause__  # the foreign error it maps, as the original says

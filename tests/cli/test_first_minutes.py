@@ -106,7 +106,7 @@ def test_a_write_to_an_unreachable_server_names_no_internal_key(tmp_path: Path) 
     result = runner(env, cwd=tmp_path)("put", "123/model", "-", stdin=b"x")
     assert result.returncode == 1
     line = result.stderr.decode()
-    assert "Cannot reach the S3 endpoint" in line
+    assert line.startswith("error: Could not save '123/model': Cannot reach the S3 endpoint")
     assert "probe/" not in line, line
 
 
