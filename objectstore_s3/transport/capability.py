@@ -63,6 +63,10 @@ def probe(records: Backend) -> Capabilities:
         if conditional_delete and records.head(key) is None:
             conditional_delete = False  # "refused", yet deleted
         conditional_copy = _copy_refused(records, key)
+    except StorageUnavailableError:
+        # The server stopped answering midway (a lost answer is no verdict): nothing is
+        # learnt, the safe side is assumed for this write and the next one probes again.
+        return _NOT_YET
     finally:
         _remove(records, key, versioned)
     found = Capabilities(conditional_put, conditional_delete, conditional_copy)

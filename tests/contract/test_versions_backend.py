@@ -15,12 +15,14 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from objectstore_s3.errors import (
     KeyNotFoundError,
     ObjectStoreError,
+    OutcomeUnknownError,
     PreconditionFailedError,
     UnsupportedOperationError,
 )
@@ -231,6 +233,30 @@ def test_the_probe_finds_whether_copies_honour_preconditions_and_leaves_no_versi
     assert (found.conditional_put, found.conditional_delete) == (True, True)
     assert found.conditional_copy is COPY_CONDITIONS[backend_name]
     assert list(versioned.list_versions("probe/")) == []  # every version of the probes
+
+
+@pytest.mark.backends("memory")
+def test_a_probe_cut_off_midway_learns_nothing_and_is_asked_again(
+    versioned: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the torture test: the copy probe's answer was lost (a timeout) and the
+    OutcomeUnknownError escaped a write-behind flush at close, about a probe object."""
+    monkeypatch.setattr(capability, "_probed", {})
+    real_put = versioned.put
+
+    def losing_the_copy_targets_answer(key: str, body: bytes, **kwargs: Any) -> Any:
+        answer = real_put(key, body, **kwargs)
+        if key.endswith("-copy"):
+            raise OutcomeUnknownError("no answer")
+        return answer
+
+    monkeypatch.setattr(versioned, "put", losing_the_copy_targets_answer)
+    found = probe(versioned)
+    monkeypatch.setattr(versioned, "put", real_put)
+    assert (found.conditional_delete, found.conditional_copy) == (False, False)  # safe side
+    assert capability._probed == {}  # not cached: the next write asks again
+    assert probe(versioned).conditional_copy is True
+    assert [v.key for v in versioned.list_versions("probe/")] == []
 
 
 @pytest.mark.backends("moto", "seaweedfs")
