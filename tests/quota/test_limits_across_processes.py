@@ -120,7 +120,7 @@ def run_torture_workers(
         node = tmp_path / f"node-{index % 2}"  # two nodes, two processes each
         mode = {"persistence_interval_seconds": 0.3 if index % 2 else 0}
         worker_settings = settings.model_copy(update={"cache_dir": node, **mode})
-        workers.append(spawn(worker_settings, "torture", str(rng.randint(0, 10**6)), "12"))
+        workers.append(spawn(worker_settings, "torture", str(rng.randint(0, 10**6)), "40"))
     try:
         for worker in workers:
             out, _ = worker.communicate(timeout=300)

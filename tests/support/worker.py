@@ -8,8 +8,8 @@ python -m tests.support.worker SETTINGS_JSON save-count PREFIX COUNT [SIZE]
     save COUNT values of SIZE bytes, print how many were accepted
 python -m tests.support.worker SETTINGS_JSON get-file KEY 0
     print the SHA-256 of the key's local file
-python -m tests.support.worker SETTINGS_JSON torture SEED SECONDS
-    random saves, overwrites and deletes of shared hot keys and own keys for SECONDS
+python -m tests.support.worker SETTINGS_JSON torture SEED OPERATIONS
+    OPERATIONS random saves, overwrites and deletes of shared hot keys and own keys
 python -m tests.support.worker SETTINGS_JSON interrupted-saves PREFIX COUNT
     write-through saves, every other one getting SIGINT right after its PUT landed;
     print the counts (saved, interrupted, refused) as JSON
@@ -51,16 +51,16 @@ def spawn(settings: object, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def torture(store: object, seed: int, seconds: float) -> dict[str, int]:
-    """Random work on three hot keys shared by every worker and a few keys of its own."""
+def torture(store: object, seed: int, operations: int) -> dict[str, int]:
+    """Random work on three hot keys shared by every worker and a few keys of its own: a
+    count of operations, not a duration, so a slow machine does the same work, slower."""
     from objectstore_s3 import KeyNotFoundError, ObjectStore, ObjectStoreError
 
     assert isinstance(store, ObjectStore)
     rng = random.Random(seed)
     counts = {"saved": 0, "refused": 0, "deleted": 0, "failed": 0}
     keys = [f"hot/{index}" for index in range(3)] + [f"own-{seed}/{index}" for index in range(4)]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    for _ in range(operations):
         key = rng.choice(keys)
         try:
             if rng.random() < 0.3:
@@ -117,7 +117,7 @@ def main() -> int:
         store.close()
         return 0
     if action == "torture":
-        counts = torture(store, int(sys.argv[3]), float(sys.argv[4]))
+        counts = torture(store, int(sys.argv[3]), int(sys.argv[4]))
         store.close()
         print(json.dumps(counts), flush=True)
         return 0
