@@ -78,6 +78,17 @@ def ambiguous(key: str) -> OutcomeUnknownError:
     )
 
 
+def folder_refused(key: str) -> ServerCapabilityError:
+    """SeaweedFS keeps a folder entry for the keys under 'key/' and answers a create of
+    'key' only-if-absent with 412 although no object 'key' exists."""
+    return ServerCapabilityError(
+        f"Cannot create '{key}' only if absent: the S3 server counts the keys under "
+        f"'{key}/' as an object named '{key}' and refuses the condition. Save '{key}' once "
+        "without if_absent= (later updates compare ETags), or use a key that is not also "
+        "a folder."
+    )
+
+
 def unsafe(key: str) -> ServerCapabilityError:
     return ServerCapabilityError(
         f"Cannot save '{key}' conditionally: the S3 server ignores If-Match and "

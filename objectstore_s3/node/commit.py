@@ -41,6 +41,7 @@ from .attempts import (
     ambiguous,
     base_of,
     count_repeats,
+    folder_refused,
     refused,
     removed,
     unsafe,
@@ -177,6 +178,8 @@ class Committer:
                 # A user's precondition: an object with our content may be another
                 # writer's equal value (two updates of a counter from one value), so
                 # only an attempt of ours left unanswered makes it maybe ours.
+                if base.etag is None and current is None and self._is_folder(key):
+                    raise folder_refused(key)
                 mine = unanswered and current is not None and current.etag == expected
                 raise ambiguous(key) if mine else refused(key, base, current)
             if current is not None and expected is not None and current.etag == expected:
@@ -193,6 +196,10 @@ class Committer:
             f"'{key}' kept changing under {_ROUNDS} attempts to write it (other writers); "
             "try again."
         )
+
+    def _is_folder(self, key: str) -> bool:
+        """Whether keys exist under 'key/' (see `folder_refused`)."""
+        return next(iter(self._backend.list(key + "/")), None) is not None
 
     def _send(
         self,

@@ -196,3 +196,24 @@ def test_a_pending_delete_of_a_key_made_elsewhere_since_is_reported_not_applied(
     assert [type(error) for error in errors] == [SupersededWriteError]
     assert "'k1'" in str(errors[0])
     assert other.read("k1") == "+1"
+
+
+def test_creating_a_key_that_is_also_a_folder_says_what_the_server_refuses(
+    make_store: StoreFactory, backend_name: str
+) -> None:
+    """Found by the model test: SeaweedFS keeps 'a' as a folder entry once 'a/b' exists
+    and answers If-None-Match on 'a' with 412, which update() used to retry 30 times and
+    report as 'changed by other writers'. Elsewhere the create simply lands."""
+    store = make_store()
+    store.save("a/b", "inside")
+    if backend_name == "memory":
+        assert store.update("a", lambda value: (value or "") + "+1") == "+1"
+        return
+    with pytest.raises(ServerCapabilityError, match="keys under 'a/'") as caught:
+        store.update("a", lambda value: (value or "") + "+1")
+    assert "without if_absent=" in str(caught.value)
+    with pytest.raises(ServerCapabilityError, match="keys under 'a/'"):
+        store.save("a", "1", if_absent=True)
+    assert store.save("a", "1") is True  # the way out the message gives
+    assert store.update("a", lambda value: (value or "") + "+1") == "1+1"
+    assert store.read("a/b") == "inside"

@@ -2,7 +2,25 @@
 organization's rules in `Model`, each node's own state in node.py; the environments the
 model test runs the real store on in envs.py."""
 
-from tests.support.model.node import Clash, Conflict, LocalFile, Missing, Node, Pending
+from tests.support.model.node import (
+    Clash,
+    Conflict,
+    FolderRefused,
+    LocalFile,
+    Missing,
+    Node,
+    Pending,
+)
 from tests.support.model.organization import Model, Obj
 
-__all__ = ["Clash", "Conflict", "LocalFile", "Missing", "Model", "Node", "Obj", "Pending"]
+__all__ = [
+    "Clash",
+    "Conflict",
+    "FolderRefused",
+    "LocalFile",
+    "Missing",
+    "Model",
+    "Node",
+    "Obj",
+    "Pending",
+]

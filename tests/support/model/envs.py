@@ -39,6 +39,7 @@ class Env:
     """Where the stores of one example live: backend, folders, settings."""
 
     strict = True
+    folders = False  # the server keeps folders as entries (see model.FolderRefused)
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="model-"))
@@ -112,6 +113,7 @@ class S3Env(Env):
     """A real S3 server (or moto): the clock is the server's own."""
 
     strict = False
+    folders = True  # SeaweedFS
 
     def __init__(self, server: SeaweedServer | None = None) -> None:
         super().__init__()
@@ -162,6 +164,8 @@ class ObstoreEnv(S3Env):
 
 
 class MotoEnv(S3Env):
+    folders = False
+
     def __init__(self) -> None:
         from moto import mock_aws
 

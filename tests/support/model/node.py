@@ -101,3 +101,8 @@ class Conflict(Exception):
 
 class Clash(Exception):
     """The model says LocalPathClashError."""
+
+
+class FolderRefused(Exception):
+    """The model says ServerCapabilityError: a server that keeps folders as entries
+    (SeaweedFS) refuses to create 'key' only-if-absent while keys under 'key/' exist."""

@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.support.model.node import Clash, Conflict, LocalFile, Missing, Node, Pending
+from tests.support.model.node import (
+    Clash,
+    Conflict,
+    FolderRefused,
+    LocalFile,
+    Missing,
+    Node,
+    Pending,
+)
 
 
 @dataclass
@@ -26,9 +34,11 @@ class Obj:
 
 class Model:
     """`strict`: the server's clock is the test's, so every "written after" is decided;
-    else a decision that hangs on timing is taken from what the bucket shows."""
+    else a decision that hangs on timing is taken from what the bucket shows.
+    `folders`: the server keeps folders as entries (SeaweedFS, see `FolderRefused`)."""
 
-    def __init__(self, modes: tuple[str, str], strict: bool = True) -> None:
+    def __init__(self, modes: tuple[str, str], strict: bool = True, folders: bool = False) -> None:
+        self.folders = folders
         self.bucket: dict[str, Obj] = {}
         self.deleted: dict[str, float] = {}  # when the store last deleted each key
         self.nodes = [Node(mode) for mode in modes]
@@ -129,7 +139,10 @@ class Model:
         pending = node.pending.pop(key, None)
         if pending is not None:
             self._apply(node, key, pending, observe)
-        value = (self.bucket_value(key) or b"") + suffix
+        current = self.bucket_value(key)
+        if current is None and self.folders and any(k.startswith(key + "/") for k in self.bucket):
+            raise FolderRefused(key)
+        value = (current or b"") + suffix
         self._write(key, value)
         self._after_put(node, key, value, accepted=False)
         return value
