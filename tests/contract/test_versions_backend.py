@@ -121,6 +121,28 @@ def test_history_is_newest_first_and_each_version_reads_back(versioned: Backend)
     assert [v.key for v in versioned.list_versions()] == ["k", "k", "k", "other"]
 
 
+@pytest.mark.backends("memory", "seaweedfs", "seaweedfs-obstore")
+def test_versions_and_markers_of_one_second_keep_the_servers_order(versioned: Backend) -> None:
+    """Listings give Last-Modified to the second and botocore splits a page into versions
+    and markers: a save, a delete and a save within one second once came back as
+    [save, save, marker]. moto is left out: its own answer lists versions first."""
+    for attempt in range(5):  # until all three fall in one second (almost always at once)
+        key = f"tie{attempt}"
+        versioned.put(key, b"old")
+        versioned.delete(key)
+        versioned.put(key, b"new")
+        history = list(versioned.list_versions(key))
+        if len({v.last_modified for v in history}) == 1:
+            break
+    assert [(v.deleted, v.size) for v in history] == [(False, 3), (True, 0), (False, 3)]
+    assert [
+        _body(versioned.get(key, version_id=v.version_id)) for v in (history[0], history[2])
+    ] == [
+        b"new",
+        b"old",
+    ]
+
+
 @VERSIONED
 def test_a_version_downloads_to_a_file(versioned: Backend, tmp_path: Path) -> None:
     first = versioned.put("k", b"first value")

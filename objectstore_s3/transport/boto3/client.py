@@ -33,6 +33,7 @@ from objectstore_s3.transport.remote import RemoteConnection
 
 from .clock import ServerClock, parse_http_date
 from .errors import classify, translate
+from .versions import record_order
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -84,6 +85,8 @@ class S3Connection(RemoteConnection):
             aws_secret_access_key=secret,
             config=config,
         )
+        # Keeps the raw order of a version listing (botocore splits it in two lists).
+        self.client.meta.events.register("after-call.s3.ListObjectVersions", record_order)
         self.clock = ServerClock()
 
     def call(
