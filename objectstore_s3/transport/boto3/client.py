@@ -33,7 +33,7 @@ from objectstore_s3.transport.remote import RemoteConnection
 
 from .clock import ServerClock, parse_http_date
 from .errors import classify, translate
-from .versions import record_order
+from .raw_order import record_order
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -6,7 +6,7 @@ botocore parses a ListObjectVersions page into two lists, versions and delete ma
 losing the order S3 gave them in (a key's entries newest first, both kinds together):
 each page is merged back, by key, the current entry first, then newest first. Listings
 give Last-Modified to the second, so ties are broken by the entry's place in the raw
-answer, which `record_order` (an after-call hook) keeps: a delete marker and the version
+answer, which `raw_order.record_order` (an after-call hook) keeps: a delete marker and the version
 it hid, made within one second, come out in the server's order (SeaweedFS, AWS). A
 server whose answer lists every version before every marker (moto) cannot be helped.
 A server without versions (`rclone serve s3` answers 501) lists its current objects as
@@ -15,7 +15,6 @@ version "null", as S3 does on a bucket that never had versioning.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,7 @@ from .errors import not_implemented
 if TYPE_CHECKING:
     from .client import S3Connection
 
-__all__ = ["PAGE", "S3Versions", "quoted", "record_order"]
+__all__ = ["PAGE", "S3Versions", "quoted"]
 
 _STATUS = {"Enabled": "enabled", "Suspended": "suspended"}
 PAGE = 1000  # entries per ListObjectVersions page (S3's most)
@@ -115,23 +114,6 @@ def _next_page(page: Any) -> dict[str, Any] | None:
         "KeyMarker": page.get("NextKeyMarker", ""),
         "VersionIdMarker": page.get("NextVersionIdMarker", ""),
     }
-
-
-def record_order(http_response: Any, parsed: Any, **_: Any) -> None:
-    """botocore's after-call hook for ListObjectVersions: the place of each (key, version)
-    in the raw answer, as `parsed["EntryOrder"]` (see the module docstring)."""
-    if not isinstance(parsed, dict) or getattr(http_response, "status_code", 0) != 200:
-        return
-    try:
-        root = ET.fromstring(http_response.content)  # noqa: S314 (our server's answer)
-    except ET.ParseError:
-        return
-    order: dict[tuple[str, str], int] = {}
-    for child in root:
-        if child.tag.rsplit("}", 1)[-1] in ("Version", "DeleteMarker"):
-            fields = {field.tag.rsplit("}", 1)[-1]: field.text or "" for field in child}
-            order[(fields.get("Key", ""), fields.get("VersionId") or "null")] = len(order)
-    parsed["EntryOrder"] = order
 
 
 def _merged(page: Any, cut: int) -> list[VersionInfo]:
