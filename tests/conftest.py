@@ -250,7 +250,11 @@ def make_http_settings(
         base = store_settings(tmp_path, server, **transport_of(backend_name))
     else:
         url = request.getfixturevalue("moto_server")
-        base = store_settings(tmp_path, None, endpoint_url=url)
+        # moto's server is not thread-safe: an overwrite closes the old object's buffer
+        # while another request may still read it, and that GET answers 500. Real servers
+        # answer 500s too, so the store retries them like on any HTTP server (in-process
+        # moto, one client, never does that: there a single attempt keeps faults exact).
+        base = store_settings(tmp_path, None, endpoint_url=url, max_attempts=3)
     with ObjectStore(base) as store:
         store.create_bucket()
 
