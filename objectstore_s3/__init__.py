@@ -6,6 +6,8 @@ store.save("123/model", b"...")
 store.read_bytes("123/model")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .codecs import Compression
 from .errors import (
     BucketNotFoundError,
@@ -29,8 +31,10 @@ from .errors import (
     VersioningNotEnabledError,
 )
 from .lean import KeyVersion, LedgerHealth, NodeStatus
-from .settings import ObjectStoreSettings, StoragePermissions
 from .store import KeyValuePair, ObjectStat, ObjectStore, StorageUsage
+
+if TYPE_CHECKING:
+    from .settings import ObjectStoreSettings, StoragePermissions
 
 __version__ = "0.1.0"
 
@@ -66,3 +70,13 @@ __all__ = [
     "VersioningNotEnabledError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The settings classes, imported on first use: pydantic-settings is a third of the
+    package's import time, and a store made without settings imports them itself."""
+    if name in ("ObjectStoreSettings", "StoragePermissions"):
+        from . import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

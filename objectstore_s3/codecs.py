@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError, to_json
-
 from .errors import ObjectDecodeError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+# pydantic, defusedxml and zipfile are imported by the first call that needs them, not with the
+# package: they are most of `import objectstore_s3`'s time, and a store that saves and
+# reads bytes never needs them.
 
 __all__ = [
     "Compression",
@@ -58,11 +59,16 @@ def decode_text(data: bytes, encoding: str = "utf-8") -> str:
 
 @lru_cache(maxsize=256)
 def _adapter(type_: Any) -> TypeAdapter[Any]:
+    from pydantic import TypeAdapter
+
     return TypeAdapter(type_)
 
 
 def encode_json(obj: object, type_: Any = None) -> bytes:
     """JSON of dicts, lists, pydantic models, dataclasses, datetimes; validated if typed."""
+    from pydantic import ValidationError
+    from pydantic_core import PydanticSerializationError, to_json
+
     try:
         if type_ is not None:
             adapter = _adapter(type_)
@@ -131,6 +137,10 @@ def _check_xml_name(name: str) -> None:
 
 def decode_xml(data: bytes, type_: Any = None) -> Any:
     """An Element, or with `type_` (e.g. `dict[str, int]`) the children as a typed value."""
+    import defusedxml.ElementTree as SafeET
+    from defusedxml import DefusedXmlException
+    from pydantic import ValidationError
+
     parser = SafeET.DefusedXMLParser(target=_DepthLimitedBuilder(), forbid_dtd=True)
     try:
         parser.feed(data)
@@ -192,6 +202,8 @@ class Compression:
     def zip_bytes(data: BytesLike, entry_name: str) -> bytes:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"zip_bytes takes bytes, not {type(data).__name__}")
+        import zipfile
+
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(entry_name, bytes(data))
@@ -199,6 +211,8 @@ class Compression:
 
     @staticmethod
     def unzip_bytes(archive: BytesLike) -> dict[str, bytes]:
+        import zipfile
+
         try:
             with zipfile.ZipFile(io.BytesIO(bytes(archive))) as zipped:
                 return {name: zipped.read(name) for name in zipped.namelist()}

@@ -14,7 +14,7 @@ import logging
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import (
     NOT_TRANSFERABLE,
@@ -33,9 +33,11 @@ from .node.updates import read_modify_write
 from .node.view import Listed
 from .node.writer import Expect
 from .objects import stat_of
-from .settings import ObjectStoreSettings
 from .transport.base import Backend
 from .versions import VersionedValues
+
+if TYPE_CHECKING:
+    from .settings import ObjectStoreSettings
 
 __all__ = ["KeyValuePair", "ObjectStat", "ObjectStore", "StorageUsage"]
 
@@ -55,7 +57,7 @@ class ObjectStore(VersionedValues):
         on_error: Callable[[ObjectStoreError], None] | None = None,
         backend: Backend | None = None,
     ) -> None:
-        self.settings = settings if settings is not None else ObjectStoreSettings()
+        self.settings = settings if settings is not None else _default_settings()
         self.on_error = on_error
         # The node reports through a weak reference: a store dropped without close() is
         # collected (its journal stays for a replay), as no part keeps it alive.
@@ -305,6 +307,14 @@ class ObjectStore(VersionedValues):
     MaxFiles = max_files
     ProjectId = project_id
     OrganizationId = organization_id
+
+
+def _default_settings() -> ObjectStoreSettings:
+    """Settings from OBJECTSTORE_* and .env; pydantic-settings is imported when a store is
+    made, not with the package (a third of its import time)."""
+    from .settings import ObjectStoreSettings
+
+    return ObjectStoreSettings()
 
 
 def _weak_report(store: ObjectStore) -> Callable[[ObjectStoreError], None]:

@@ -25,12 +25,12 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from objectstore_s3.errors import ObjectStoreError, ServerCapabilityError
 from objectstore_s3.keys import KeySpace
 from objectstore_s3.local.state import LocalState, open_local_state
 from objectstore_s3.quota import Quota, Retention, Usage
-from objectstore_s3.settings import ObjectStoreSettings
 from objectstore_s3.transport.base import Backend
 from objectstore_s3.transport.capability import probe
 
@@ -40,6 +40,9 @@ from .flusher import Flusher
 from .modes import WriteBehind, WriteThrough
 from .view import NodeView
 from .writer import Report, Writer
+
+if TYPE_CHECKING:
+    from objectstore_s3.settings import ObjectStoreSettings
 
 __all__ = ["Node", "Parts"]
 
