@@ -1,6 +1,6 @@
 """Process and port helpers for the local servers: free loopback ports, starting a server
 and waiting until it answers (`launch`), liveness and stopping by PID (never by name),
-and a SeaweedFS server's command line and readiness probes."""
+and a SeaweedFS server's command line, configuration and readiness probes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from objectstore_s3.errors import StorageUnavailableError
-from objectstore_s3.fs import open_private, pid_alive
+from objectstore_s3.fs import atomic_write, open_private, pid_alive
 
 __all__ = [
     "WEED_PORT_FLAGS",
@@ -29,6 +29,7 @@ __all__ = [
     "stop_pid",
     "volume_server_registered",
     "weed_server_args",
+    "write_weed_config",
 ]
 
 # Every port `weed server` opens, each pinned to a free loopback port.
@@ -43,6 +44,11 @@ WEED_PORT_FLAGS = (
     "s3.port.grpc",
     "metricsPort",
 )
+
+
+# Grow one volume at a time (SeaweedFS's default of seven, or six per replica set, lets the
+# first bucket take every volume).
+_MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\ncopy_3 = 1\ncopy_other = 1\n"
 
 
 def free_ports(count: int) -> list[int]:
@@ -191,3 +197,16 @@ def weed_server_args(data_dir: Path, config: Path, ports: list[int]) -> list[str
         # Behave like AWS and MinIO: a PUT into a missing bucket is NoSuchBucket.
         "-s3.autoCreateBucket=false",
     ] + [f"-{flag}={port}" for flag, port in zip(WEED_PORT_FLAGS, ports, strict=True)]
+
+
+def write_weed_config(data_dir: Path, access_key_id: str, secret_access_key: str) -> Path:
+    """A SeaweedFS data folder's configuration, owner-only: the `master.toml` a master
+    started in `data_dir` reads, and the S3 gateway's one identity in `s3.json` (its path
+    is returned, for `-s3.config`)."""
+    atomic_write(data_dir / "master.toml", _MASTER_TOML.encode())
+    config = data_dir / "s3.json"
+    credentials = {"accessKey": access_key_id, "secretKey": secret_access_key}
+    actions = ["Admin", "Read", "Write", "List", "Tagging"]
+    identity = {"name": "objectstore", "credentials": [credentials], "actions": actions}
+    atomic_write(config, json.dumps({"identities": [identity]}).encode())
+    return config

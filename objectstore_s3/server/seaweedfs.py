@@ -54,6 +54,7 @@ from .processes import (
     stop_pid,
     volume_server_registered,
     weed_server_args,
+    write_weed_config,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +90,6 @@ INSTALL_HINT = (
     "'objectstore-s3[local]'. Or point OBJECTSTORE_ENDPOINT_URL at an S3 server "
     "(e.g. http://127.0.0.1:9000 for MinIO) or set it to 'aws'."
 )
-_MASTER_TOML = "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 1\ncopy_3 = 1\ncopy_other = 1\n"
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,7 @@ class SeaweedServer:
         private_directory(self.data_dir, "server data folder")
         for folder in ("logs", "master"):
             private_directory(self.data_dir / folder, "server data folder")
-        atomic_write(self.data_dir / "master.toml", _MASTER_TOML.encode())
-        config = self._write_credentials()
+        config = write_weed_config(self.data_dir, self.access_key_id, self.secret_access_key)
         ports = free_ports(len(WEED_PORT_FLAGS))
         if self.port is not None:
             ports[WEED_PORT_FLAGS.index("s3.port")] = self.port
@@ -180,15 +179,6 @@ class SeaweedServer:
             cwd=self.data_dir,
             grace=STOP_GRACE_SECONDS,
         )
-
-    def _write_credentials(self) -> Path:
-        """The S3 gateway's one identity, in an owner-only `s3.json`; returns its path."""
-        config = self.data_dir / "s3.json"
-        credentials = {"accessKey": self.access_key_id, "secretKey": self.secret_access_key}
-        actions = ["Admin", "Read", "Write", "List", "Tagging"]
-        identity = {"name": "objectstore", "credentials": [credentials], "actions": actions}
-        atomic_write(config, json.dumps({"identities": [identity]}).encode())
-        return config
 
     def stop(self, timeout: float = STOP_GRACE_SECONDS) -> None:
         """Stop the server by PID: SIGTERM, then SIGKILL after `timeout` seconds."""
