@@ -6,7 +6,8 @@ The master's default replication is 001: every volume has a copy on another volu
 of the rack, and a write is acknowledged only once both copies hold it, so losing one
 volume server loses no acknowledged write. Each process runs in a session of its own, is
 started and stopped by PID (SIGTERM, then SIGKILL after a grace), and logs into the
-cluster's data folder (`<name>.log`, and glog's files under `logs/`).
+cluster's data folder: its output in `<name>.log`, glog's files in `logs/<name>/` (one
+folder each: glog keeps the last few files of a program name, which all six share).
 """
 
 from __future__ import annotations
@@ -105,24 +106,23 @@ class SeaweedCluster:
         gateway answers and the master sees every volume server (deadline: `timeout`)."""
         weed = find_weed()
         deadline = time.monotonic() + timeout
-        for folder in ("logs", "master", "filer", *self.volume_names):
+        for folder in ("master", "filer", *self.volume_names):
             private_directory(self.data_dir / folder, "cluster data folder")
         config = write_weed_config(self.data_dir, self.access_key_id, self.secret_access_key)
-        glog = [f"-logdir={self.data_dir / 'logs'}", "-alsologtostderr=false", "-log_max_files=3"]
         master = self._address("master")
         try:
-            self._launch("master", [weed, *glog, "master", f"-ip={LOOPBACK}",
+            self._launch("master", [weed, "master", f"-ip={LOOPBACK}",
                 *self._service_args("master"), f"-mdir={self.data_dir / 'master'}",
                 "-peers=none", f"-defaultReplication={self.replication}",
                 "-volumeSizeLimitMB=256", "-telemetry=false"], deadline)  # fmt: skip
             for name in self.volume_names:
-                self._launch(name, [weed, *glog, "volume", f"-ip={LOOPBACK}",
+                self._launch(name, [weed, "volume", f"-ip={LOOPBACK}",
                     *self._service_args(name), f"-dir={self.data_dir / name}",
                     f"-master={master}", "-max=100", "-preStopSeconds=0"], deadline)  # fmt: skip
-            self._launch("filer", [weed, *glog, "filer", f"-ip={LOOPBACK}",
+            self._launch("filer", [weed, "filer", f"-ip={LOOPBACK}",
                 *self._service_args("filer"), f"-master={master}",
                 f"-defaultStoreDir={self.data_dir / 'filer'}"], deadline)  # fmt: skip
-            self._launch("s3", [weed, *glog, "s3", f"-ip={LOOPBACK}",
+            self._launch("s3", [weed, "s3", f"-ip={LOOPBACK}",
                 *self._service_args("s3"), f"-filer={self._address('filer')}",
                 f"-config={config}", "-port.iceberg=0", "-port.lance=0", "-iam=false",
                 "-autoCreateBucket=false"], deadline)  # fmt: skip
@@ -132,9 +132,13 @@ class SeaweedCluster:
             raise
 
     def _launch(self, name: str, argv: list[str], deadline: float) -> None:
+        """Start `argv` (`weed COMMAND ...`) with its glog flags; wait until it answers."""
         url = f"http://{LOOPBACK}:{self._ports[name][0]}"
+        logs = self.data_dir / "logs" / name
+        private_directory(logs, "cluster log folder")
+        glog = [f"-logdir={logs}", "-alsologtostderr=false", "-log_max_files=3"]
         self.processes[name] = launch(
-            argv,
+            [argv[0], *glog, *argv[1:]],
             lambda: _answers(url),
             name=f"SeaweedFS {name} on {url}",
             timeout=max(deadline - time.monotonic(), 1.0),
@@ -156,6 +160,26 @@ class SeaweedCluster:
 
     def volume_pid(self, index: int) -> int:
         return self.processes[self.volume_names[index]].pid
+
+    def writable_holders(self, bucket: str) -> list[int]:
+        """The indexes of the volume servers holding a writable volume of `bucket` (its
+        collection): where the bucket's next writes go."""
+        with urllib.request.urlopen(self.master_url + "/dir/status", timeout=5) as answer:  # noqa: S310
+            topology = json.load(answer)["Topology"]
+        writable = {
+            volume
+            for layout in topology.get("Layouts") or []
+            if layout.get("collection") == bucket
+            for volume in layout.get("writables") or []
+        }
+        ports = {self._ports[name][0]: index for index, name in enumerate(self.volume_names)}
+        return sorted(
+            ports[int(node["Url"].rpartition(":")[2])]
+            for center in topology["DataCenters"]
+            for rack in center["Racks"]
+            for node in rack["DataNodes"]
+            if writable & {int(volume) for volume in node["VolumeIds"].split()}
+        )
 
     def kill_volume_server(self, index: int) -> int:
         """SIGKILL volume server `index` by its PID (no goodbye to the master, as a crash);
