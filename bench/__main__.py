@@ -36,6 +36,7 @@ from bench.sections import (
     large_files,
     ledger_contention,
     listing,
+    org_size,
     saves,
     threads,
     uncached_reads,
@@ -56,6 +57,7 @@ SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "files": large_files.run,
     "ledger": ledger_contention.run,
     "ui": console.run,
+    "org_size": org_size.run,
 }
 
 
