@@ -23,7 +23,7 @@ from objectstore_s3.errors import ObjectStoreError, StorageUnavailableError
 from objectstore_s3.transport.base import Backend
 
 from .account import LEASE_SECONDS, Account, Delta
-from .bookkeeper import Bookkeeper
+from .bookkeeper import Bookkeeper, Timer
 from .ledger import Ledger, grant_headroom
 from .spend import MB, Spend, Usage, bytes_refused, files_refused
 from .versions import Versioning
@@ -51,8 +51,9 @@ class Quota:
         enforcement: Enforcement = "exact",
         grace: float = 120.0,
         versioning: Versioning | None = None,
+        timer: Timer | None = None,
     ) -> None:
-        self._book = Bookkeeper(records, objects, grace=grace, versioning=versioning)
+        self._book = Bookkeeper(records, objects, grace=grace, versioning=versioning, timer=timer)
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.enforcement = enforcement
@@ -242,7 +243,7 @@ class Quota:
 
     def _grow(self, key: str, files: int, size: int) -> None:
         """Settle and grow the lease so it covers (files, size) plus headroom, or refuse."""
-        now = time.monotonic()
+        now = self._book.timer.monotonic()
         self._busy = self._busy + 1 if now - self._last_grow < _BUSY_SECONDS else 0
         self._last_grow = now
         busy = self._busy
