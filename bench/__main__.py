@@ -36,6 +36,7 @@ from bench.sections import (
     large_files,
     ledger_contention,
     listing,
+    org,
     org_size,
     saves,
     threads,
@@ -58,6 +59,7 @@ SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
     "ledger": ledger_contention.run,
     "ui": console.run,
     "org_size": org_size.run,
+    "org": org.run,
 }
 
 

@@ -7,7 +7,10 @@ are imported here: the large-file workers import this module and their peak RSS 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -121,3 +124,61 @@ def process_env(server: SeaweedServer, folder: Path, **extra: str) -> dict[str, 
         **extra,
     )
     return env
+
+
+class Team:
+    """Worker processes (`module` run with `--worker`, one JSON spec each) started together:
+    each prints "ready" once set up, then answers each command line with one JSON line.
+    `command` sends one to all at once (a start barrier) and returns their answers; `close`
+    ends stdin and waits, killing by PID a worker that does not end within `timeout`."""
+
+    def __init__(self, module: str, specs: list[dict[str, Any]], env: dict[str, str]) -> None:
+        self.workers: list[subprocess.Popen[str]] = []
+        for spec in specs:
+            self.workers.append(
+                subprocess.Popen(
+                    worker_command(module, "--worker", json.dumps(spec)),
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        said = self._lines()
+        if any(line != "ready" for line in said):
+            raise RuntimeError(f"a worker said {said[0]!r}, not 'ready'")
+
+    def command(self, line: str) -> list[dict[str, Any]]:
+        for worker in self.workers:
+            assert worker.stdin is not None
+            worker.stdin.write(line + "\n")
+            worker.stdin.flush()
+        return [json.loads(answer) for answer in self._lines()]
+
+    def _lines(self) -> list[str]:
+        lines = []
+        for worker in self.workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline()
+            if not line:
+                raise RuntimeError(f"a worker ended (exit status {worker.wait()})")
+            lines.append(line.strip())
+        return lines
+
+    def close(self, timeout: float = 120) -> None:
+        for worker in self.workers:
+            if worker.stdin is not None and not worker.stdin.closed:
+                with contextlib.suppress(OSError):  # it has ended already
+                    worker.stdin.close()
+        for worker in self.workers:
+            try:
+                worker.wait(timeout)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+    def __enter__(self) -> Team:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(timeout=120 if exc[0] is None else 5)

@@ -10,7 +10,6 @@ import collections
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from bench.harness import Bench
 from bench.measure import KiB, Row, human
-from bench.server import process_env, server_from, server_spec, settings_for, worker_command
+from bench.server import Team, process_env, server_from, server_spec, settings_for
 from objectstore_s3 import ObjectStore
 
 WORKER = "bench.sections.ledger_contention"  # this module, run with -m in each process
@@ -68,32 +67,13 @@ def contend(
 ) -> list[dict[str, Any]]:
     """One round: the processes started and all ready, then told to go at once; their results."""
     org = f"contended-{round_}"
-    workers = []
+    specs = []
     for index in range(PROCESSES):
         folder = b.folder / "ledger" / f"{round_}-{index}"
         folder.mkdir(parents=True)
-        worker_spec = {**spec, "org": org, "name": f"p{index}", "folder": str(folder)}
-        workers.append(
-            subprocess.Popen(
-                worker_command(WORKER, "--worker", json.dumps(worker_spec)),
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for worker in workers:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "ready"
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    results = []
-    for worker in workers:
-        out, _ = worker.communicate(timeout=600)
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+        specs.append({**spec, "org": org, "name": f"p{index}", "folder": str(folder)})
+    with Team(WORKER, specs, env) as team:
+        return team.command("go")
 
 
 def ledger_rows(b: Bench, tally: Tally) -> list[Row]:
@@ -159,8 +139,11 @@ def worker(spec: dict[str, Any]) -> None:
     print(json.dumps({"durations": durations, "counts": during}), flush=True)
 
 
-def count_ledger_requests(store: ObjectStore) -> collections.Counter[str]:
-    """A counter the store's requests on its ledger (usage.json) and the 412s update."""
+def count_ledger_requests(
+    store: ObjectStore, updates: list[int] | None = None
+) -> collections.Counter[str]:
+    """A counter the store's requests on its ledger (usage.json) and the 412s update;
+    `updates` gets, per ledger update that landed, the 412s it lost before it."""
     backend = store._connection()
     counts: collections.Counter[str] = collections.Counter()
 
@@ -176,9 +159,18 @@ def count_ledger_requests(store: ObjectStore) -> collections.Counter[str]:
         if params is not None and context is not None:
             context["bench_ledger"] = str(params.get("Key", "")).endswith("/usage.json")
 
+    lost = [0]  # the current update's lost races
+
     def after_put(http_response: Any = None, context: Any = None, **_: Any) -> None:
-        if http_response is not None and http_response.status_code == 412 and context:
-            counts["ledger 412" if context.get("bench_ledger") else "other 412"] += 1
+        if http_response is None or not context:
+            return
+        ledger = bool(context.get("bench_ledger"))
+        if http_response.status_code == 412:
+            counts["ledger 412" if ledger else "other 412"] += 1
+            lost[0] += ledger
+        elif ledger and http_response.status_code < 300 and updates is not None:
+            updates.append(lost[0])
+            lost[0] = 0
 
     events = backend.client.meta.events  # type: ignore[attr-defined]
     events.register("before-parameter-build.s3.PutObject", before_put)
