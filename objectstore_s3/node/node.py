@@ -152,7 +152,7 @@ class Node:
         parts.writer.upload_pending()
         if not replay_only:
             parts.writer.sync_files(settle_interval=self.settings.persistence_interval_seconds)
-            parts.quota.renew()
+            parts.quota.renew(when_due=True)
 
     # -- the parts that talk to the bucket ---------------------------------------------------
 

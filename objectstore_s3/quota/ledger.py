@@ -271,16 +271,22 @@ class Ledger:
         return self.drift and server_low - self.rebased_at > DRIFT_SECONDS
 
 
-def grant_headroom(free: int, live_others: int, cap: int, busy: int = 0) -> int:
+def grant_headroom(free: int, live_others: int, cap: int, busy: int = 0, expected: int = 0) -> int:
     """Extra capacity granted beyond a save's need: a share of what is free that shrinks
     as more stores are live. Stores that start one after another (and may die holding
     their leases) thus reserve together about free/64 * H(n): 5.6% for 20 of them.
     `busy`: how many times in a row the store grew its lease soon after the last time;
     each doubles the share, up to 16x (free/4 per live store), so a store that keeps
-    saving updates the ledger rarely, and only such a store can hold more if it dies."""
+    saving updates the ledger rarely, and only such a store can hold more if it dies.
+    `expected`: what the store spent at its recent pace until its next renewal; it gets
+    that much, within the same 16x: a store saving steadily but not in bursts (once a
+    second) would otherwise alternate small and large grants, and update the ledger every
+    few saves however many stores there are."""
     if free <= 0:
         return 0
-    share = (free << min(max(busy, 0), 4)) // (64 * (live_others + 1))
+    per_store = 64 * (live_others + 1)
+    share = (free << min(max(busy, 0), 4)) // per_store
+    share = max(share, min(expected, (free << 4) // per_store))
     return max(0, min(share, cap))
 
 

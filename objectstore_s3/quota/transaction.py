@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,8 +58,7 @@ class Quota:
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.enforcement = enforcement
-        self._busy = 0  # lease grows in a row, each soon after the one before
-        self._last_grow = -math.inf
+        self._pace = Pace()
 
     # -- the ledger (kept by the bookkeeper) ----------------------------------------------
 
@@ -122,6 +122,7 @@ class Quota:
             state.flying_bytes -= need_bytes
             state.allowance_files += need_files - max(spend.files, 0) - spend.repeat_files
             state.allowance_bytes += need_bytes - max(spend.bytes, 0) - spend.repeat_bytes
+            self._pace.spent(spend.files, spend.bytes)
             self._record(spend, seen)
 
     def keep(
@@ -237,16 +238,13 @@ class Quota:
         # Spend only while the lease surely outlives the write (server clock, upper bound).
         if now is None or now[1] >= state.expires - _MARGIN:
             return "no"
-        return "yes" if now[1] < state.expires - LEASE_SECONDS / 2 else "renew"
+        return "yes" if now[1] < state.expires - self._pace.renew_at else "renew"
 
     # -- the ledger ------------------------------------------------------------------------
 
     def _grow(self, key: str, files: int, size: int) -> None:
         """Settle and grow the lease so it covers (files, size) plus headroom, or refuse."""
-        now = self._book.timer.monotonic()
-        self._busy = self._busy + 1 if now - self._last_grow < _BUSY_SECONDS else 0
-        self._last_grow = now
-        busy = self._busy
+        busy, pace_files, pace_bytes = self._pace.grow(self._book.timer.monotonic())
 
         def apply(ledger: Ledger, state: Account) -> None:
             free_bytes, free_files = ledger.free(
@@ -268,19 +266,22 @@ class Quota:
             state.allowance_files = max(state.allowance_files, 0) + max(want_files, 0)
             state.allowance_bytes = max(state.allowance_bytes, 0) + max(want_bytes, 0)
             state.allowance_files += grant_headroom(
-                free_files - max(want_files, 0), others, 1000, busy
+                free_files - max(want_files, 0), others, 1000, busy, pace_files
             )
             state.allowance_bytes += grant_headroom(
-                free_bytes - max(want_bytes, 0), others, 256 * MB, busy
+                free_bytes - max(want_bytes, 0), others, 256 * MB, busy, pace_bytes
             )
 
         self._book.update(apply)
 
-    def renew(self) -> None:
-        """Settle this store's changes and extend its lease (at most one update)."""
+    def renew(self, *, when_due: bool = False) -> None:
+        """Settle this store's changes and extend its lease (at most one update); `when_due`:
+        only past its renewal point (the flusher's rounds: the lease covers what is unsettled)."""
         if self.enforcement == "off":
             return
         with self._book.lock:
+            if when_due and self._book.state.expires > 0 and self._covered(0, 0) == "yes":
+                return
             self._book.update(lambda ledger, state: None)
 
     def settle(self, release: bool = False) -> None:
@@ -298,6 +299,37 @@ class Quota:
                     state.expires = -1.0  # drop the lease from the ledger
 
             self._book.update(apply)
+
+
+class Pace:
+    """How a store has been spending, for the headroom of its next grant: its busy streak
+    (grows in a row, each within _BUSY_SECONDS of the one before: each doubles its share)
+    and what it spent since its last grow, carried forward to its next renewal."""
+
+    def __init__(self) -> None:
+        # Where in its lease's life this store renews it: around half-life, at a point of
+        # its own, so stores started together (a job array, a pool of workers) do not all
+        # come back to the ledger in the same instant, lease after lease, and lose races.
+        self.renew_at = LEASE_SECONDS * random.uniform(0.35, 0.65)  # noqa: S311
+        self._busy = 0
+        self._last_grow = -math.inf
+        self._spent = (0, 0)  # (files, bytes) the store's writes added, all told
+        self._at_grow = (0, 0)
+
+    def spent(self, files: int, size: int) -> None:
+        self._spent = (self._spent[0] + max(files, 0), self._spent[1] + max(size, 0))
+
+    def grow(self, now: float) -> tuple[int, int, int]:
+        """At a grow (monotonic `now`): the busy streak, and the files and bytes the store
+        would spend at its recent pace until its next renewal (half a lease)."""
+        elapsed = now - self._last_grow
+        self._busy = self._busy + 1 if elapsed < _BUSY_SECONDS else 0
+        self._last_grow = now
+        ahead = LEASE_SECONDS / 2 / elapsed if 0 < elapsed < math.inf else 0.0
+        files = int((self._spent[0] - self._at_grow[0]) * ahead)
+        size = int((self._spent[1] - self._at_grow[1]) * ahead)
+        self._at_grow = self._spent
+        return self._busy, files, size
 
 
 def _interrupted(spend: Spend, exc: BaseException, files: int, size: int) -> None:

@@ -32,6 +32,7 @@ from objectstore_s3.quota.ledger import (
     grant_headroom,
 )
 from objectstore_s3.quota.spend import MB, Spend, bytes_refused, files_refused
+from objectstore_s3.quota.transaction import Pace
 
 
 def lease(**fields: object) -> dict[str, object]:
@@ -431,6 +432,28 @@ def test_a_grant_is_a_share_of_the_free_capacity_that_shrinks_with_live_stores()
     assert grant_headroom(6400, 0, 10) == 10  # never above the cap
     assert grant_headroom(6400, 0, 1000, busy=-3) == 100  # a negative busy count is none
     assert grant_headroom(-5, 0, 1000, busy=4) == 0  # nothing free, nothing granted
+
+
+def test_a_steady_store_gets_its_pace_within_the_busy_share() -> None:
+    assert grant_headroom(6400, 3, 1000, expected=60) == 60  # its pace, above free/(64*4)
+    assert grant_headroom(6400, 3, 1000, expected=10_000) == 400  # at most 16x the share
+    assert grant_headroom(6400, 3, 1000, expected=5) == 25  # never below the share
+    assert grant_headroom(6400, 3, 100, expected=300) == 100  # nor above the cap
+
+
+def test_the_pace_is_what_was_spent_since_the_last_grow_carried_to_the_next_renewal() -> None:
+    pace = Pace()
+    assert pace.grow(100.0) == (0, 0, 0)  # the first grow: no pace known yet
+    for _ in range(10):  # a save of 2 KiB a second
+        pace.spent(1, 2048)
+    busy, files, size = pace.grow(110.0)
+    assert (busy, files, size) == (0, 30, 30 * 2048)  # 10 s apart: not busy; 30 s ahead
+    pace.spent(-1, -2048)  # a delete does not slow the pace
+    assert pace.grow(111.0) == (1, 0, 0)  # a grow soon after the last one: busy
+    points = {round(Pace().renew_at) for _ in range(200)}
+    assert min(points) >= 21
+    assert max(points) <= 39
+    assert len(points) > 10  # spread, not all at half-life
 
 
 def test_a_spend_tells_an_exact_an_unknown_and_an_unanswered_effect_apart() -> None:
