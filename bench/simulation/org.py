@@ -16,7 +16,7 @@ import contextlib
 import math
 import random
 import statistics
-import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,8 +160,6 @@ class _Ledger:
 def simulate(plan: Plan, timeout: float = 1800.0) -> Outcome:
     """Run `plan` and return its figures: those so far if it ran out of `timeout` real
     seconds (`reached` says how much of the plan's virtual time was simulated)."""
-    import time
-
     began = time.perf_counter()
     clock = VirtualClock()
     origin = clock.time()
@@ -174,11 +172,10 @@ def simulate(plan: Plan, timeout: float = 1800.0) -> Outcome:
     expected = everyone * (plan.seconds - plan.start_within / 2)
     outcome = Outcome(plan, max(1, int(expected * plan.fill)), int(expected * mean * plan.fill))
     dead = set(rng.sample(range(plan.nodes), plan.dead))
-    gate = threading.Lock()  # guards `outcome`'s counters (one actor runs at a time anyway)
     for node in range(plan.nodes):
         for process in range(plan.processes):
             start = clock.time() + rng.uniform(0.0, plan.start_within)
-            actor = _Process(plan, outcome, clock, bucket, f"n{node}/p{process}", gate)
+            actor = _Process(plan, outcome, clock, bucket, f"n{node}/p{process}")
             actor.dies = node in dead
             clock.spawn(actor.run, at=start)
     if dead:
@@ -200,9 +197,9 @@ class _Process:
         clock: VirtualClock,
         bucket: MemoryBucket,
         name: str,
-        gate: threading.Lock,
     ) -> None:
-        self.plan, self.outcome, self.clock, self.name, self.gate = plan, outcome, clock, name, gate
+        # No lock around `outcome`: one actor runs at a time (clock.py).
+        self.plan, self.outcome, self.clock, self.name = plan, outcome, clock, name
         self.objects = MemoryBackend(bucket, ORG)
         records = _Ledger(MemoryBackend(bucket, RECORDS), outcome, clock)
         self.quota = Quota(
@@ -223,8 +220,7 @@ class _Process:
         index = 0
         while self.clock.time() < end:
             if self.dies and self.clock.time() >= kill:
-                with self.gate:
-                    self.outcome.dead_leases.add(self.quota.lease_id)
+                self.outcome.dead_leases.add(self.quota.lease_id)
                 return  # killed: the lease stays in the ledger
             self._save(f"{self.name}/{index}", self.rng.randint(1, self.plan.max_size))
             index += 1
@@ -238,23 +234,20 @@ class _Process:
                 self.objects.put(key, b"x" * size, if_none_match="*")
                 spend.effect(1, size)
         except StorageLimitExceededError:
-            with self.gate:
-                outcome.refused += 1
-                share = max(outcome.files / outcome.max_files, outcome.bytes / outcome.max_bytes)
-                if outcome.first_refusal is None:
-                    outcome.first_refusal = share
+            outcome.refused += 1
+            share = max(outcome.files / outcome.max_files, outcome.bytes / outcome.max_bytes)
+            if outcome.first_refusal is None:
+                outcome.first_refusal = share
             return
         except StorageUnavailableError:
-            with self.gate:
-                outcome.unavailable += 1
+            outcome.unavailable += 1
             return
-        with self.gate:
-            outcome.phases.setdefault(outcome.band(), Phase()).saves += 1
-            outcome.saved += 1
-            outcome.files += 1
-            outcome.bytes += size
-            if outcome.files > outcome.max_files or outcome.bytes > outcome.max_bytes:
-                outcome.passed = True
+        outcome.phases.setdefault(outcome.band(), Phase()).saves += 1
+        outcome.saved += 1
+        outcome.files += 1
+        outcome.bytes += size
+        if outcome.files > outcome.max_files or outcome.bytes > outcome.max_bytes:
+            outcome.passed = True
 
 
 def _add_latency(bucket: MemoryBucket, clock: VirtualClock, latency: float) -> None:
