@@ -29,6 +29,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--leases",
+        default="node",
+        help="comma-separated: node (a node's processes share one lease), process (one each)",
+    )
+    parser.add_argument("--max-size", type=int, default=2048, help="saves are 1..N bytes")
     args = parser.parse_args()
     print(
         f"# organization simulation, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -37,7 +43,8 @@ def main() -> None:
         f"request, {args.dead_share:.0%} of nodes killed at 20 s (grace {args.grace:.0f} s)\n"
     )
     rows: list[dict[str, object]] = []
-    for nodes in (int(n) for n in args.nodes.split(",")):
+    sizes = [int(n) for n in args.nodes.split(",")]
+    for nodes, leases in ((n, kind) for n in sizes for kind in args.leases.split(",")):
         plan = Plan(
             nodes=nodes,
             processes=args.processes,
@@ -46,6 +53,8 @@ def main() -> None:
             latency=args.latency,
             dead=max(1, math.ceil(nodes * args.dead_share)) if args.dead_share else 0,
             grace=args.grace,
+            shared=leases == "node",
+            max_size=args.max_size,
         )
         rows.append(simulate(plan, timeout=args.timeout).row())
         print_table(rows[-1:], header=len(rows) == 1)

@@ -27,10 +27,11 @@ from objectstore_s3.errors import (
 )
 from objectstore_s3.quota import Quota
 from objectstore_s3.quota.bookkeeper import LEDGER
+from objectstore_s3.quota.books import ProcessShelf
 from objectstore_s3.quota.ledger import Ledger
 from objectstore_s3.transport.memory import MemoryBackend, MemoryBucket
 
-from .clock import VirtualClock
+from .clock import VirtualClock, VirtualLock
 
 __all__ = ["Outcome", "Plan", "simulate"]
 
@@ -53,6 +54,7 @@ class Plan:
     kill_at: float = 20.0
     grace: float = 109.0  # what a store with the default settings claims
     start_within: float = 10.0  # processes start spread over this many seconds
+    shared: bool = True  # a node's processes share one lease (False: a lease each)
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Outcome:
         return {
             "nodes": self.plan.nodes,
             "processes": self.plan.nodes * self.plan.processes,
+            "lease per": "node" if self.plan.shared else "process",
             "saves": self.saved,
             "ledger req/save <80%": per_save(below),
             "ledger req/save 95-100%": per_save(near),
@@ -173,9 +176,11 @@ def simulate(plan: Plan, timeout: float = 1800.0) -> Outcome:
     outcome = Outcome(plan, max(1, int(expected * plan.fill)), int(expected * mean * plan.fill))
     dead = set(rng.sample(range(plan.nodes), plan.dead))
     for node in range(plan.nodes):
+        shelf = ProcessShelf(VirtualLock(clock))  # the node's books, as its cache_dir keeps
         for process in range(plan.processes):
             start = clock.time() + rng.uniform(0.0, plan.start_within)
-            actor = _Process(plan, outcome, clock, bucket, f"n{node}/p{process}")
+            name = f"n{node}/p{process}"
+            actor = _Process(plan, outcome, clock, bucket, name, shelf if plan.shared else None)
             actor.dies = node in dead
             clock.spawn(actor.run, at=start)
     if dead:
@@ -197,6 +202,7 @@ class _Process:
         clock: VirtualClock,
         bucket: MemoryBucket,
         name: str,
+        shelf: ProcessShelf | None,
     ) -> None:
         # No lock around `outcome`: one actor runs at a time (clock.py).
         self.plan, self.outcome, self.clock, self.name = plan, outcome, clock, name
@@ -209,6 +215,7 @@ class _Process:
             outcome.max_files,
             grace=plan.grace,
             timer=clock,
+            shelf=shelf,
         )
         self.rng = random.Random(f"{plan.seed}/{name}")
         self.origin = clock.time()  # made before the run starts

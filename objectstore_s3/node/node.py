@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from objectstore_s3.errors import ObjectStoreError, ServerCapabilityError
 from objectstore_s3.keys import KeySpace
 from objectstore_s3.local.state import LocalState, open_local_state
-from objectstore_s3.quota import Quota, Retention, Usage
+from objectstore_s3.quota import NodeShelf, Quota, Retention, Usage
 from objectstore_s3.transport.base import Backend
 from objectstore_s3.transport.capability import probe
 
@@ -189,6 +189,7 @@ class Node:
             enforcement=s.quota_enforcement,
             # How long a write may take in the worst case: a lease must outlive it.
             grace=s.max_attempts * (s.connect_timeout_seconds + s.read_timeout_seconds) + 10,
+            shelf=self._books(),
         )
         quota.adopt(self.local.journal.adopted_leases)
         local = self.local
@@ -215,6 +216,12 @@ class Node:
         )
         copies = Copies(writer, conditional_copy=lambda: probe(records).conditional_copy)
         return Parts(objects, quota, view, writer, copies)
+
+    def _books(self) -> NodeShelf | None:
+        """The lease's books: the node's, shared by its processes (docs/quotas.md)."""
+        s, space = self.settings, self._namespace  # (a backend passed in: "memory")
+        limits = (str(s.storage_limit_bytes), str(s.storage_file_count), s.quota_enforcement)
+        return None if space[0] == "memory" else NodeShelf.of_node(s.cache_dir, *space, *limits)
 
     @property
     def retention(self) -> Retention:
@@ -279,6 +286,7 @@ class Node:
                 # only for what is still pending (kept for a replay).
                 if self._parts is not None:
                     self._release(self._parts.quota)
+                    self._parts.quota.close()
         finally:
             self.closed = True
             atexit.unregister(self._exit_hook)
@@ -305,6 +313,8 @@ class Node:
             self._flusher.stop()
         self.closed = True
         atexit.unregister(self._exit_hook)
+        if self._parts is not None:
+            self._parts.quota.close()  # not left: the node's other stores bury its flight
         self.local.close()
 
     def wait_for_replay(self) -> None:

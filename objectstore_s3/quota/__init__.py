@@ -15,6 +15,7 @@ transaction.py (`Quota`), retention.py (pruning). See docs/quotas.md.
 from .account import MAX_GRACE_SECONDS
 from .bookkeeper import LEDGER
 from .ledger import RECOUNT_SECONDS, Ledger, LedgerDamagedError, grant_headroom
+from .nodeshelf import NodeShelf
 from .retention import Retention
 from .spend import Spend, Usage
 from .transaction import Quota
@@ -26,6 +27,7 @@ __all__ = [
     "RECOUNT_SECONDS",
     "Ledger",
     "LedgerDamagedError",
+    "NodeShelf",
     "Quota",
     "Retention",
     "Spend",

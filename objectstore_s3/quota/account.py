@@ -10,7 +10,7 @@ transaction (transaction.py, bookkeeper.py) reads and writes the ledger.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -54,7 +54,17 @@ class Lease:
     settled: int = 0  # the holder's changes up to this sequence number are in the ledger
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # (by hand: dataclasses.asdict deep-copies, and a ledger holds a lease per node)
+        return {
+            "bytes": self.bytes,
+            "files": self.files,
+            "held_bytes": self.held_bytes,
+            "held_files": self.held_files,
+            "expires": self.expires,
+            "grace": self.grace,
+            "nonce": self.nonce,
+            "settled": self.settled,
+        }
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +29,8 @@ from objectstore_s3.errors import (
 from objectstore_s3.transport.base import Backend, ObjectInfo
 
 from .account import Account, claimable_grace
+from .books import Books, ProcessShelf, Shelf
+from .holder import Holder
 from .ledger import Ledger, LedgerDamagedError
 from .spend import Usage
 from .versions import Replaced, Versioning, versioned_usage
@@ -78,7 +79,7 @@ class SystemTimer:
         time.sleep(seconds)
 
 
-class Bookkeeper:
+class Bookkeeper(Holder):
     """This store's account in the organization's ledger (`state`, guarded by `lock`) and
     its conditional updates; `Quota` spends from the account and asks for updates."""
 
@@ -90,6 +91,7 @@ class Bookkeeper:
         grace: float,
         versioning: Versioning | None = None,
         timer: Timer | None = None,
+        shelf: Shelf | None = None,
     ) -> None:
         self.records = records
         self.timer: Timer = timer if timer is not None else SystemTimer()
@@ -98,31 +100,24 @@ class Bookkeeper:
         self.versioning = versioning if versioning is not None else Versioning(objects)
         # The grace this store claims (and the horizon of its lost answers): capped, so
         # another store reclaims its lease within the documented bound whatever its settings.
-        self.grace = claimable_grace(grace)
-        self._lease_id = uuid.uuid4().hex
+        # The lease's books: this process's own, or shared by the node's processes.
+        super().__init__(shelf if shelf is not None else ProcessShelf(), claimable_grace(grace))
         self._adopted: set[str] = set()
-        self.lock = threading.RLock()
-        self.state = Account()
-        self.seq = 0  # the last Delta.seq given out
-        self.sealed = 0  # deltas up to this seq were sent in a ledger update: never grown
-        # What a release whose answer was lost would leave: installed if the ledger later
-        # shows the lease gone (the release landed after it was looked for).
-        self._released: Account | None = None
         self._switched = False  # the bucket's versioning changed: mark the ledger drift
         # The ledger's versions its updates replace (a bucket that keeps versions).
         self._replaced = Replaced(records, LEDGER)
         self._sweep = False  # a recount was made: sweep the ledger's old versions too
 
-    @property
-    def lease_id(self) -> str:
-        return self._lease_id
+    def server_high(self) -> float:
+        when = self.records.server_time()
+        return when[1] if when else time.time()
 
     def adopt(self, lease_ids: set[str]) -> None:
         """Take over the leases of dead processes whose journals this store replays: they
         are reclaimed at the next ledger update (their owners are gone: their journal
         segments were unlocked), and what they held for those saves becomes ours."""
         with self.lock:
-            self._adopted |= lease_ids - {self._lease_id}
+            self._adopted |= lease_ids - {self.lease_id}
 
     def reconcile(self) -> Usage:
         """Recount the organization's usage from a listing (repairs drift)."""
@@ -159,10 +154,17 @@ class Bookkeeper:
         `apply` changes a copy of the ledger and of this store's state; both take effect
         only once the PUT succeeded, so a lost race is never counted twice.
         """
+        with self.hold() as books:
+            return self._update(books, apply, recount=recount)
+
+    def _update(
+        self, books: Books, apply: Callable[[Ledger, Account], None], *, recount: bool
+    ) -> Ledger:
         unanswered = 0
+        self._bury(books)
         # Every attempt below carries these deltas: none may grow once one was sent (the
         # lease's `settled` mark must cover exactly what an attempt that lands settled).
-        self.sealed = max([self.sealed] + [delta.seq for delta in self.state.deltas])
+        books.sealed = max([books.sealed] + [delta.seq for delta in books.account.deltas])
         lost = 0
         for _ in range(_MAX_CONFLICTS):
             ledger, read, damaged = self._load()
@@ -180,17 +182,17 @@ class Bookkeeper:
             except OutcomeUnknownError:
                 # Sent, unanswered, and changed since by others: our lease's nonce (or its
                 # absence, when giving it back) tells whether this update is in.
-                releasing = self._lease_id not in ledger.leases
+                releasing = books.lease_id not in ledger.leases
                 if not self._landed(None if releasing else nonce):
                     # It may still land: a later load tells (the lease's `settled` mark,
                     # or its absence after a release), so nothing is counted twice.
                     if releasing:
-                        self._released = state
+                        books.released = state
                     unanswered += 1
                     if unanswered >= _MAX_UNANSWERED:
                         raise  # the server keeps not answering: report it
                     continue
-            self.state, self._released = state, None
+            books.account, books.released = state, None
             self._adopted.clear()
             self._switched = False
             self._forget_replaced(read, written)
@@ -206,21 +208,24 @@ class Bookkeeper:
         """Change `ledger` (as just loaded) for one attempt of an update: settle this
         store's changes, reclaim dead leases (with a recount), `apply`, write the lease.
         Returns this store's state as it will be if the attempt lands, and its nonce."""
-        if self._released is not None and self._lease_id not in ledger.leases:
+        books = self._held()
+        if books.released is not None and books.lease_id not in ledger.leases:
             # A release given up for lost has landed since: what it settled is in.
-            self.state = self.state.after_release(self._released.settled)
-            self._released = None
+            books.account = books.account.after_release(books.released.settled)
+            books.released = None
         now = self.records.server_time()
         low = now[0] if now else time.time()
         # Dead leases are reclaimed with a recount: when one is due (or made anyway).
         expired = ledger.expired(low) if recount or ledger.recount_due(low) else []
-        expired += [lease for lease in self._adopted if lease in ledger.leases]
+        expired += [
+            lease for lease in self._adopted if lease in ledger.leases and lease != books.lease_id
+        ]
         own = any(delta.ambiguous or delta.bounded for delta in self.state.deltas)
         self._switched = self._versioning_changed() or self._switched
         own = own or self._switched
         account = self.state
         rebased = recount or bool(expired)
-        rebased = rebased or ledger.repairs_drift(self._lease_id, low, own)
+        rebased = rebased or ledger.repairs_drift(books.lease_id, low, own)
         if rebased:
             self._recount(ledger, low)
             ledger.reclaim(expired, low)
@@ -228,8 +233,8 @@ class Bookkeeper:
             # so the listing has it; a maybe (a lost answer) may land after it, so its
             # increase still counts until its horizon (Delta.settle).
             maybes = [delta for delta in account.deltas if delta.pending]
-            account = replace(account, deltas=maybes, settled=self.sealed)
-        state = ledger.settle(account, self._lease_id, rebased=rebased)
+            account = replace(account, deltas=maybes, settled=books.sealed)
+        state = ledger.settle(account, books.lease_id, rebased=rebased)
         if self._switched and not rebased:
             ledger.drift = True  # writes counted under the old versioning: recount
         for lease in self._adopted:
@@ -239,7 +244,8 @@ class Bookkeeper:
                 state.allowance_bytes += hold.bytes
         apply(ledger, state)
         nonce = uuid.uuid4().hex[:16]
-        ledger.write_lease(state, self._lease_id, low, self.grace, nonce)
+        grace = max(self.grace, books.grace)  # the lease outlives any member's write
+        ledger.write_lease(state, books.lease_id, low, grace, nonce)
         return state, nonce
 
     def _forget_replaced(self, read: ObjectInfo | None, written: ObjectInfo | None) -> None:
@@ -262,7 +268,7 @@ class Bookkeeper:
 
     def _landed(self, nonce: str | None) -> bool:
         current, _, damaged = self._load()
-        lease = current.leases.get(self._lease_id)
+        lease = current.leases.get(self.lease_id)
         if damaged:
             return False
         if nonce is None:
@@ -287,7 +293,7 @@ class Bookkeeper:
             ledger = Ledger.parse(data.body)
             now = self.records.server_time()
             ledger.bound(now[1] if now else time.time())
-            own = ledger.leases.get(self._lease_id)
+            own = ledger.leases.get(self.lease_id)
             if own is not None and own.settled > self.seq:
                 raise LedgerDamagedError(f"this store's lease says change {own.settled} is in")
             return ledger, data.info, False

@@ -328,6 +328,9 @@ def _maybe(raw: Any) -> tuple[int, int, float]:
 def _lease(raw: Any) -> Lease:
     if not isinstance(raw, dict):
         raise TypeError("a lease is an object")
+    fast = _lease_fast(raw)
+    if fast is not None:
+        return fast
     return Lease(
         bytes=_count(raw["bytes"]),
         files=_count(raw["files"]),
@@ -338,3 +341,27 @@ def _lease(raw: Any) -> Lease:
         nonce=str(raw.get("nonce", "")),
         settled=_count(raw.get("settled", 0)),
     )
+
+
+_MOST = 2**62
+
+
+def _lease_fast(raw: dict[str, Any]) -> Lease | None:
+    """The lease in `raw` if every figure is plainly sane (what stores write), else None
+    for `_lease`'s checks one by one, which name what is wrong. A ledger holds a lease per
+    node: parsing them is most of an update's CPU in a large organization."""
+    try:
+        counts = (raw["bytes"], raw["files"], raw["held_bytes"], raw["held_files"])
+        settled, expires, grace = raw["settled"], raw["expires"], raw["grace"]
+        nonce = raw["nonce"]
+    except KeyError:
+        return None
+    for value in (*counts, settled):
+        if type(value) is not int or not 0 <= value <= _MOST:
+            return None
+    for value in (expires, grace):
+        if type(value) not in (float, int) or not math.isfinite(value):
+            return None
+    if not 0 <= grace <= MAX_GRACE_SECONDS or type(nonce) is not str:
+        return None
+    return Lease(*counts, expires=float(expires), grace=float(grace), nonce=nonce, settled=settled)

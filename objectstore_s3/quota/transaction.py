@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +22,9 @@ from typing import Literal
 from objectstore_s3.errors import ObjectStoreError, StorageUnavailableError
 from objectstore_s3.transport.base import Backend
 
-from .account import LEASE_SECONDS, Account, Delta
+from .account import LEASE_SECONDS, Account
 from .bookkeeper import Bookkeeper, Timer
+from .books import Shelf
 from .ledger import Ledger, grant_headroom
 from .spend import MB, Spend, Usage, bytes_refused, files_refused
 from .versions import Versioning
@@ -53,8 +53,11 @@ class Quota:
         grace: float = 120.0,
         versioning: Versioning | None = None,
         timer: Timer | None = None,
+        shelf: Shelf | None = None,
     ) -> None:
-        self._book = Bookkeeper(records, objects, grace=grace, versioning=versioning, timer=timer)
+        self._book = Bookkeeper(
+            records, objects, grace=grace, versioning=versioning, timer=timer, shelf=shelf
+        )
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.enforcement = enforcement
@@ -73,6 +76,11 @@ class Quota:
 
     def adopt(self, lease_ids: set[str]) -> None:
         self._book.adopt(lease_ids)
+
+    def close(self) -> None:
+        """Let go of the lease's books (after `settle(release=True)`, or without it: as a
+        killed process would, leaving its flight to the node's other processes)."""
+        self._book.close()
 
     def reconcile(self) -> Usage:
         return self._book.reconcile()
@@ -98,10 +106,7 @@ class Quota:
         if self.enforcement == "off":
             yield spend
             return
-        need_files, need_bytes = self._take(key, files, size, held)
-        # The recount generation seen before the write is sent: a recount the store learns
-        # of while the write is in flight may or may not include it (see ledger.Delta).
-        seen = self._book.state.generation
+        need_files, need_bytes, seen = self._take(key, files, size, held)
         try:
             yield spend
         except BaseException as exc:
@@ -118,8 +123,7 @@ class Quota:
     def _commit(self, spend: Spend, need_files: int, need_bytes: int, seen: int) -> None:
         with self._book.lock:
             state = self._book.state
-            state.flying_files -= need_files
-            state.flying_bytes -= need_bytes
+            self._book.fly(-need_files, -need_bytes)
             state.allowance_files += need_files - max(spend.files, 0) - spend.repeat_files
             state.allowance_bytes += need_bytes - max(spend.bytes, 0) - spend.repeat_bytes
             self._pace.spent(spend.files, spend.bytes)
@@ -134,9 +138,8 @@ class Quota:
         if self.enforcement == "off":
             return
         with self._book.lock:
-            need = self._take(key, files, size, replaces)
-            self._book.state.flying_files -= need[0]
-            self._book.state.flying_bytes -= need[1]
+            need = self._take(key, files, size, replaces)[:2]
+            self._book.fly(-need[0], -need[1])
             self._book.state.held[token] = need
 
     def release(self, token: str) -> None:
@@ -150,39 +153,15 @@ class Quota:
         when = self._book.records.server_time()
         applied_by = when[1] if when else time.time()  # known: a lease was granted on it
         kind = (spend.ambiguous, spend.pending, spend.bounded)
-        self._add(spend.files, spend.bytes, seen, applied_by, kind)
+        self._book.record(spend.files, spend.bytes, seen, applied_by, kind)
         if spend.repeat_files or spend.repeat_bytes:
             kind = (True, True, False)
-            self._add(spend.repeat_files, spend.repeat_bytes, seen, applied_by, kind)
+            self._book.record(spend.repeat_files, spend.repeat_bytes, seen, applied_by, kind)
 
-    def _add(
-        self, files: int, size: int, seen: int, applied_by: float, kind: tuple[bool, bool, bool]
-    ) -> None:
-        """Add a change to the open delta of its kind (ambiguous, pending, bounded), or a
-        new one."""
-        if kind[1]:
-            # A write whose answer was lost may be applied later: by `grace` (the worst
-            # case of one write) at the latest, the one assumption about slow servers.
-            applied_by += self._book.grace
-        deltas = self._book.state.deltas
-        last = deltas[-1] if deltas else None
-        if (
-            last is None
-            or last.seq <= self._book.sealed
-            or (last.ambiguous, last.pending, last.bounded) != kind
-            or last.seen != seen
-            or int(last.applied_by) != int(applied_by)
-        ):
-            self._book.seq += 1
-            ambiguous, pending, bounded = kind
-            last = Delta(seen, applied_by, self._book.seq)
-            last.ambiguous, last.pending, last.bounded = ambiguous, pending, bounded
-            deltas.append(last)
-        last.applied_by = max(last.applied_by, applied_by)
-        last.add(files, size)
-
-    def _take(self, key: str, files: int, size: int, held: str | None) -> tuple[int, int]:
-        """Move (files, size) from the allowance (or the hold) into flight."""
+    def _take(self, key: str, files: int, size: int, held: str | None) -> tuple[int, int, int]:
+        """Move (files, size) from the allowance (or the hold) into flight; also the
+        recount generation seen before the write is sent (a recount the store learns of
+        while the write is in flight may or may not include it: see account.Delta)."""
         need_files, need_bytes = max(files, 0), max(size, 0)
         with self._book.lock:
             restore = None
@@ -201,16 +180,15 @@ class Quota:
             state = self._book.state
             state.allowance_files -= need_files
             state.allowance_bytes -= need_bytes
-            state.flying_files += need_files
-            state.flying_bytes += need_bytes
-            return need_files, need_bytes
+            self._book.fly(need_files, need_bytes)
+            return need_files, need_bytes, state.generation
 
     def _cover(self, key: str, need_files: int, need_bytes: int) -> None:
         """Make the allowance cover a write, renewing or growing the lease if needed."""
         covered = self._covered(need_files, need_bytes)
         if covered == "renew":
             try:
-                self._book.update(lambda ledger, state: None)
+                self._book.update(self._yield)
             except StorageUnavailableError as exc:
                 # The lease is still valid: keep spending it through the outage.
                 log.warning("Could not renew the quota lease (%s); spending what it holds", exc)
@@ -221,8 +199,7 @@ class Quota:
     def _give_back(self, files: int, size: int, held: str | None) -> None:
         with self._book.lock:
             state = self._book.state
-            state.flying_files -= files
-            state.flying_bytes -= size
+            self._book.fly(-files, -size)
             if held is not None:
                 state.held[held] = (files, size)
             else:
@@ -238,7 +215,7 @@ class Quota:
         # Spend only while the lease surely outlives the write (server clock, upper bound).
         if now is None or now[1] >= state.expires - _MARGIN:
             return "no"
-        return "yes" if now[1] < state.expires - self._pace.renew_at else "renew"
+        return "yes" if now[1] < state.expires - self._book.renew_at else "renew"
 
     # -- the ledger ------------------------------------------------------------------------
 
@@ -274,6 +251,22 @@ class Quota:
 
         self._book.update(apply)
 
+    def _yield(self, ledger: Ledger, state: Account) -> None:
+        """At a renewal, keep no more allowance than the largest grant a grow could get
+        now (the busy rule's 16x share of what is free): near a limit, what the lease
+        holds unspent goes back to the organization, so another store's save is not
+        refused while this one sits on capacity it was granted when more was free."""
+        lease_id = self._book.lease_id
+        free_bytes, free_files = ledger.free(self.max_bytes, self.max_files, lease_id)
+        held_bytes, held_files = state.held_totals()
+        free_files -= state.flying_files + held_files
+        free_bytes -= state.flying_bytes + held_bytes
+        others = ledger.live_others(lease_id)
+        most_files = grant_headroom(free_files, others, 1000, busy=4)
+        most_bytes = grant_headroom(free_bytes, others, 256 * MB, busy=4)
+        state.allowance_files = min(state.allowance_files, most_files)
+        state.allowance_bytes = min(state.allowance_bytes, most_bytes)
+
     def renew(self, *, when_due: bool = False) -> None:
         """Settle this store's changes and extend its lease (at most one update); `when_due`:
         only past its renewal point (the flusher's rounds: the lease covers what is unsettled)."""
@@ -282,13 +275,15 @@ class Quota:
         with self._book.lock:
             if when_due and self._book.state.expires > 0 and self._covered(0, 0) == "yes":
                 return
-            self._book.update(lambda ledger, state: None)
+            self._book.update(self._yield)
 
     def settle(self, release: bool = False) -> None:
         """Write this store's changes to the ledger; with `release`, give the lease back."""
         if self.enforcement == "off":
             return
         with self._book.lock:
+            # A node's processes share its lease: only the last one gives it back.
+            release = self._book.leave() if release else False
             state = self._book.state
             if not state.deltas and not (release and state.expires):
                 return
@@ -307,10 +302,6 @@ class Pace:
     and what it spent since its last grow, carried forward to its next renewal."""
 
     def __init__(self) -> None:
-        # Where in its lease's life this store renews it: around half-life, at a point of
-        # its own, so stores started together (a job array, a pool of workers) do not all
-        # come back to the ledger in the same instant, lease after lease, and lose races.
-        self.renew_at = LEASE_SECONDS * random.uniform(0.35, 0.65)  # noqa: S311
         self._busy = 0
         self._last_grow = -math.inf
         self._spent = (0, 0)  # (files, bytes) the store's writes added, all told

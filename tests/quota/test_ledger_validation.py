@@ -87,12 +87,12 @@ def test_a_planted_negative_count_is_repaired_by_a_reconcile(make_store: StoreFa
 
 
 def test_a_slow_store_claims_the_capped_grace_and_is_reclaimed_on_the_server(
-    make_store: StoreFactory,
+    make_store: StoreFactory, tmp_path: Path
 ) -> None:
     """issue 18 break 6: a store with read_timeout_seconds=3600, max_attempts=20 killed
     holding a lease claims MAX_GRACE_SECONDS, not 20 hours: once the lease is that long
     past its expiry (rewound in the ledger here, the server's clock being real) and a
-    recount is due, another store reclaims the capacity."""
+    recount is due, a store of another node reclaims the capacity."""
     killed = settled_store(make_store, 3, storage_file_count=10, **SLOW)
     assert killed.save("k3", "v")  # a live lease with headroom, unsettled
     lease_id = killed._node.parts.quota.lease_id
@@ -105,7 +105,7 @@ def test_a_slow_store_claims_the_capped_grace_and_is_reclaimed_on_the_server(
     lease["expires"] = now - MAX_GRACE_SECONDS - 1
     state["rebased_at"] = now - RECOUNT_SECONDS - 1
     write_ledger(killed, state)
-    other = make_store(storage_file_count=10)
+    other = make_store(storage_file_count=10, cache_dir=tmp_path / "other-node")
     assert fill(other) == 6  # all of it: the dead lease was reclaimed with a recount
     assert listing(other)[1] == 10
     assert lease_id not in ledger(other)["leases"]  # type: ignore[operator]
