@@ -126,8 +126,8 @@ class Outcome:
 
 
 class _Ledger:
-    """The records scope of one process, counting its ledger requests and lost races
-    (a `Backend` for the quota: everything else passes through)."""
+    """The records scope of one process, counting its ledger requests (the ledger's and
+    the heartbeats') and lost races (a `Backend` for the quota: the rest passes through)."""
 
     def __init__(self, inner: MemoryBackend, outcome: Outcome, clock: VirtualClock) -> None:
         self._inner = inner
@@ -145,8 +145,18 @@ class _Ledger:
         self._count()
         return self._inner.get(key, **kwargs)
 
+    def list(self, prefix: str = "") -> Any:
+        self._count()  # the heartbeats, listed before dead leases are reclaimed
+        return self._inner.list(prefix)
+
+    def delete(self, key: str, **kwargs: Any) -> Any:
+        self._count()
+        return self._inner.delete(key, **kwargs)
+
     def put(self, key: str, data: bytes, **kwargs: Any) -> Any:
         self._count()
+        if key != LEDGER:  # a heartbeat: a request of the accounting, never a race
+            return self._inner.put(key, data, **kwargs)
         try:
             info = self._inner.put(key, data, **kwargs)
         except PreconditionFailedError:
@@ -232,7 +242,10 @@ class _Process:
             self._save(f"{self.name}/{index}", self.rng.randint(1, self.plan.max_size))
             index += 1
             self.clock.sleep(self.rng.uniform(0.9, 1.1))
-        self.quota.settle(release=True)
+        try:
+            self.quota.settle(release=True)
+        except StorageUnavailableError:  # (the ledger kept changing: the lease expires)
+            self.outcome.unavailable += 1
 
     def _save(self, key: str, size: int) -> None:
         outcome = self.outcome

@@ -28,18 +28,21 @@ from objectstore_s3.errors import (
 )
 from objectstore_s3.transport.base import Backend, ObjectInfo
 
-from .account import Account, claimable_grace
+from .account import LEASE_SECONDS, Account, claimable_grace
 from .books import Books, ProcessShelf, Shelf
 from .holder import Holder
 from .ledger import Ledger, LedgerDamagedError
 from .spend import Usage
 from .versions import Replaced, Versioning, versioned_usage
 
-__all__ = ["LEDGER", "Bookkeeper", "SystemTimer", "Timer"]
+__all__ = ["BEATS", "LEDGER", "Bookkeeper", "SystemTimer", "Timer"]
 
 log = logging.getLogger("objectstore_s3")
 
 LEDGER = "usage.json"
+# A lease's heartbeat: an empty object whose Last-Modified (the server's clock) extends the
+# lease without touching the ledger (docs/quotas.md, "Heartbeats").
+BEATS = "leases/"
 _MAX_CONFLICTS = 60
 # A lost race waits a random time below a ceiling that doubles with each loss in a row
 # ("full jitter"): with many stores updating at once, a flat jitter makes every loser come
@@ -77,6 +80,24 @@ class SystemTimer:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+
+def forget_beats(records: Backend, lease_ids: list[str]) -> None:
+    """Delete the heartbeats of leases gone (best effort: an orphan is never read)."""
+    for lease_id in lease_ids:
+        try:
+            records.delete(BEATS + lease_id)
+        except (StorageUnavailableError, OutcomeUnknownError, KeyNotFoundError) as exc:
+            log.debug("A stale quota heartbeat stays (%s)", exc)
+
+
+def listed_beats(records: Backend, server_low: float) -> dict[str, float]:
+    """Each heartbeat's Last-Modified (unknown: `server_low`, the safe side)."""
+    beats = {}
+    for info in records.list(BEATS):
+        when = info.last_modified
+        beats[info.key[len(BEATS) :]] = server_low if when is None else when
+    return beats
 
 
 class Bookkeeper(Holder):
@@ -193,6 +214,7 @@ class Bookkeeper(Holder):
                         raise  # the server keeps not answering: report it
                     continue
             books.account, books.released = state, None
+            self.forget_beats(self._gone)
             self._adopted.clear()
             self._switched = False
             self._forget_replaced(read, written)
@@ -209,6 +231,7 @@ class Bookkeeper(Holder):
         store's changes, reclaim dead leases (with a recount), `apply`, write the lease.
         Returns this store's state as it will be if the attempt lands, and its nonce."""
         books = self._held()
+        self._gone: list[str] = []  # the leases this attempt reclaims
         if books.released is not None and books.lease_id not in ledger.leases:
             # A release given up for lost has landed since: what it settled is in.
             books.account = books.account.after_release(books.released.settled)
@@ -216,7 +239,14 @@ class Bookkeeper(Holder):
         now = self.records.server_time()
         low = now[0] if now else time.time()
         # Dead leases are reclaimed with a recount: when one is due (or made anyway).
-        expired = ledger.expired(low) if recount or ledger.recount_due(low) else []
+        # Dead by the ledger alone, and then by their heartbeats too (listed after `low`
+        # was taken: see Ledger.expired); the heartbeats of the living are written into
+        # their leases, so the next update lists them only once those are stale again.
+        due = recount or ledger.recount_due(low)
+        expired = ledger.expired(low) if due else []
+        if expired:
+            ledger.extend(listed_beats(self.records, low))
+            expired = ledger.expired(low)
         expired += [
             lease for lease in self._adopted if lease in ledger.leases and lease != books.lease_id
         ]
@@ -229,6 +259,7 @@ class Bookkeeper(Holder):
         if rebased:
             self._recount(ledger, low)
             ledger.reclaim(expired, low)
+            self._gone = expired
             # What this store recorded exactly was answered before the listing began,
             # so the listing has it; a maybe (a lost answer) may land after it, so its
             # increase still counts until its horizon (Delta.settle).
@@ -247,6 +278,27 @@ class Bookkeeper(Holder):
         grace = max(self.grace, books.grace)  # the lease outlives any member's write
         ledger.write_lease(state, books.lease_id, low, grace, nonce)
         return state, nonce
+
+    def heartbeat(self) -> bool:
+        """Extend the lease without a ledger update: a PUT of its heartbeat, which no other
+        store writes (no race to lose), listed by whoever would reclaim it. False if it
+        did not land (the lease stays as it was)."""
+        with self.hold() as books:
+            if books.account.expires <= 0:
+                return False
+            now = self.records.server_time()
+            low = now[0] if now else time.time()
+            try:
+                self.records.put(BEATS + books.lease_id, b"")
+            except (StorageUnavailableError, OutcomeUnknownError) as exc:
+                log.debug("A quota heartbeat did not land (%s)", exc)
+                return False
+            # Sent after `low`: applied at or after it, so its Last-Modified + 1 s is too.
+            books.account.expires = max(books.account.expires, low + LEASE_SECONDS)
+            return True
+
+    def forget_beats(self, lease_ids: list[str]) -> None:
+        forget_beats(self.records, lease_ids)
 
     def _forget_replaced(self, read: ObjectInfo | None, written: ObjectInfo | None) -> None:
         """Delete the ledger's version this update replaced (best effort: quota/versions.py,

@@ -25,6 +25,8 @@ from .account import LEASE_SECONDS, Account, Delta
 
 __all__ = ["Books", "BooksDamagedError", "ProcessShelf", "Shelf"]
 
+_WINDOW = 10.0
+
 
 class BooksDamagedError(ValueError):
     """The books do not parse: a torn write (the machine crashed), or not ours."""
@@ -72,7 +74,10 @@ class Books:
             or last.seq <= self.sealed
             or (last.ambiguous, last.pending, last.bounded) != kind
             or last.seen != seen
-            or int(last.applied_by) != int(applied_by)
+            # Changes applied within one window of _WINDOW seconds share a delta: its
+            # `applied_by` is their latest (an upper bound, which the rebase rule needs),
+            # so the books stay small between two settlements (heartbeats: minutes).
+            or int(last.applied_by // _WINDOW) != int(applied_by // _WINDOW)
         ):
             self.seq += 1
             last = Delta(seen, applied_by, self.seq)

@@ -42,6 +42,7 @@ __all__ = [
     "Ledger",
     "LedgerDamagedError",
     "grant_headroom",
+    "lease_end",
 ]
 
 log = logging.getLogger("objectstore_s3")
@@ -217,6 +218,16 @@ class Ledger:
             if server_low > lease.expires + lease.grace
         ]
 
+    def extend(self, beats: dict[str, float]) -> None:
+        """Extend each lease to where its heartbeat took it (`beats`: Last-Modified by
+        lease, docs/quotas.md, "Heartbeats"), listed after the `server_low` that `expired`
+        is then asked with: any heartbeat its holder sent before its lease ended has
+        landed by then (within grace), so the lease is dead only if none extended it."""
+        for lease_id, beat in beats.items():
+            lease = self.leases.get(lease_id)
+            if lease is not None:
+                lease.expires = lease_end(lease.expires, beat)
+
     def reclaim(self, lease_ids: list[str], server_low: float) -> None:
         """Drop dead leases, keeping what they held for journaled saves as holds."""
         for lease_id in lease_ids:
@@ -269,6 +280,12 @@ class Ledger:
         if self.live_others(lease_id) == 0 and not self.holds:
             return True
         return self.drift and server_low - self.rebased_at > DRIFT_SECONDS
+
+
+def lease_end(expires: float, beat: float | None) -> float:
+    """When a lease ends: its `expires` as last written to the ledger, or later, when its
+    holder's last heartbeat (Last-Modified `beat`) extended it."""
+    return expires if beat is None else max(expires, beat + 1.0 + LEASE_SECONDS)
 
 
 def grant_headroom(free: int, live_others: int, cap: int, busy: int = 0, expected: int = 0) -> int:

@@ -25,8 +25,9 @@ from objectstore_s3.transport.base import Backend
 from .account import LEASE_SECONDS, Account
 from .bookkeeper import Bookkeeper, Timer
 from .books import Shelf
-from .ledger import Ledger, grant_headroom
-from .spend import MB, Spend, Usage, bytes_refused, files_refused
+from .grants import Limits, grow, yield_unspent
+from .ledger import Ledger
+from .spend import Spend, Usage
 from .versions import Versioning
 
 __all__ = ["Quota"]
@@ -35,6 +36,12 @@ log = logging.getLogger("objectstore_s3")
 
 _MARGIN = 5.0  # seconds before its expiry a lease stops being spent
 _BUSY_SECONDS = 5.0  # a lease grown again within this is "busy": its grant doubles
+# A renewal is a heartbeat (no ledger update) while the organization was not near a limit
+# at the last update (grants.NEAR), and while the books hold at most _MOST_DELTAS
+# unsettled changes, none older than _SETTLE_SECONDS; else it goes to the ledger and
+# settles them.
+_MOST_DELTAS = 32
+_SETTLE_SECONDS = 300.0
 
 Enforcement = Literal["exact", "best_effort", "off"]
 
@@ -60,8 +67,12 @@ class Quota:
         )
         self.max_bytes = max_bytes
         self.max_files = max_files
+        self._limits = Limits(max_bytes, max_files)
         self.enforcement = enforcement
         self._pace = Pace()
+        # Whether the organization was near a limit at the last ledger update: renewals
+        # then go to the ledger, so that leases yield what they hold unspent.
+        self._near = True
 
     # -- the ledger (kept by the bookkeeper) ----------------------------------------------
 
@@ -188,7 +199,7 @@ class Quota:
         covered = self._covered(need_files, need_bytes)
         if covered == "renew":
             try:
-                self._book.update(self._yield)
+                self._renew()
             except StorageUnavailableError as exc:
                 # The lease is still valid: keep spending it through the outage.
                 log.warning("Could not renew the quota lease (%s); spending what it holds", exc)
@@ -221,51 +232,31 @@ class Quota:
 
     def _grow(self, key: str, files: int, size: int) -> None:
         """Settle and grow the lease so it covers (files, size) plus headroom, or refuse."""
-        busy, pace_files, pace_bytes = self._pace.grow(self._book.timer.monotonic())
+        pace = self._pace.grow(self._book.timer.monotonic())
 
         def apply(ledger: Ledger, state: Account) -> None:
-            free_bytes, free_files = ledger.free(
-                self.max_bytes, self.max_files, self._book.lease_id
-            )
-            # What this store has in flight and held is in use too.
-            held_bytes, held_files = state.held_totals()
-            free_files -= state.flying_files + held_files
-            free_bytes -= state.flying_bytes + held_bytes
-            want_files = files - max(state.allowance_files, 0)
-            want_bytes = size - max(state.allowance_bytes, 0)
-            if files and want_files > free_files:
-                reserved = self.max_files - ledger.files - free_files
-                raise files_refused(key, self.max_files, ledger.files, reserved)
-            if size and want_bytes > free_bytes:
-                reserved = self.max_bytes - ledger.bytes - free_bytes
-                raise bytes_refused(key, size, self.max_bytes, ledger.bytes, reserved)
-            others = ledger.live_others(self._book.lease_id)
-            state.allowance_files = max(state.allowance_files, 0) + max(want_files, 0)
-            state.allowance_bytes = max(state.allowance_bytes, 0) + max(want_bytes, 0)
-            state.allowance_files += grant_headroom(
-                free_files - max(want_files, 0), others, 1000, busy, pace_files
-            )
-            state.allowance_bytes += grant_headroom(
-                free_bytes - max(want_bytes, 0), others, 256 * MB, busy, pace_bytes
-            )
+            need = (key, files, size)
+            self._near = grow(ledger, state, self._book.lease_id, self._limits, need, pace)
 
         self._book.update(apply)
 
+    def _renew(self) -> None:
+        """Extend the lease past its renewal point: by a heartbeat (no ledger update) while
+        the organization is far from its limits, the bucket keeps no versions and what is
+        unsettled is recent and small; else by a ledger update, which settles it and lets
+        the lease yield what it holds unspent (`_yield`)."""
+        state = self._book.state
+        oldest = state.deltas[0].applied_by if state.deltas else math.inf
+        when = self._book.records.server_time()
+        settle = len(state.deltas) > _MOST_DELTAS or (
+            when is not None and when[0] - oldest > _SETTLE_SECONDS
+        )
+        plain = self._book.versioning.known in (None, "off")
+        if self._near or settle or not plain or not self._book.heartbeat():
+            self._book.update(self._yield)
+
     def _yield(self, ledger: Ledger, state: Account) -> None:
-        """At a renewal, keep no more allowance than the largest grant a grow could get
-        now (the busy rule's 16x share of what is free): near a limit, what the lease
-        holds unspent goes back to the organization, so another store's save is not
-        refused while this one sits on capacity it was granted when more was free."""
-        lease_id = self._book.lease_id
-        free_bytes, free_files = ledger.free(self.max_bytes, self.max_files, lease_id)
-        held_bytes, held_files = state.held_totals()
-        free_files -= state.flying_files + held_files
-        free_bytes -= state.flying_bytes + held_bytes
-        others = ledger.live_others(lease_id)
-        most_files = grant_headroom(free_files, others, 1000, busy=4)
-        most_bytes = grant_headroom(free_bytes, others, 256 * MB, busy=4)
-        state.allowance_files = min(state.allowance_files, most_files)
-        state.allowance_bytes = min(state.allowance_bytes, most_bytes)
+        self._near = yield_unspent(ledger, state, self._book.lease_id, self._limits)
 
     def renew(self, *, when_due: bool = False) -> None:
         """Settle this store's changes and extend its lease (at most one update); `when_due`:
@@ -275,15 +266,21 @@ class Quota:
         with self._book.lock:
             if when_due and self._book.state.expires > 0 and self._covered(0, 0) == "yes":
                 return
-            self._book.update(self._yield)
+            if when_due and self._book.state.expires > 0:
+                self._renew()
+            else:
+                self._book.update(self._yield)
 
     def settle(self, release: bool = False) -> None:
         """Write this store's changes to the ledger; with `release`, give the lease back."""
         if self.enforcement == "off":
             return
         with self._book.lock:
-            # A node's processes share its lease: only the last one gives it back.
-            release = self._book.leave() if release else False
+            if release and not self._book.leave():
+                # A node's processes share its lease and its books: the last one to leave
+                # settles what every one of them did, and gives the lease back. (A job
+                # array ending together would otherwise update the ledger once a process.)
+                return
             state = self._book.state
             if not state.deltas and not (release and state.expires):
                 return
@@ -294,6 +291,8 @@ class Quota:
                     state.expires = -1.0  # drop the lease from the ledger
 
             self._book.update(apply)
+            if release and self._book.state.expires == 0:
+                self._book.forget_beats([self._book.lease_id])
 
 
 class Pace:
