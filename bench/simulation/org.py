@@ -55,6 +55,8 @@ class Plan:
     grace: float = 109.0  # what a store with the default settings claims
     start_within: float = 10.0  # processes start spread over this many seconds
     shared: bool = True  # a node's processes share one lease (False: a lease each)
+    release: bool = True  # processes give their leases back at the end (its requests
+    # are not counted: they come after the saves, when the organization is full)
 
 
 @dataclass
@@ -134,11 +136,14 @@ class _Ledger:
         self._outcome = outcome
         self._clock = clock
         self._lost = 0
+        self.counting = True  # (not the process's last release)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def _count(self) -> None:
+        if not self.counting:
+            return
         self._outcome.phases.setdefault(self._outcome.band(), Phase()).ledger_requests += 1
 
     def get(self, key: str, **kwargs: Any) -> Any:
@@ -164,7 +169,8 @@ class _Ledger:
             self._clock.sleep(self._outcome.plan.latency)  # the 412 travels back too
             raise
         phase = self._outcome.phases.setdefault(self._outcome.band(), Phase())
-        phase.conflicts.append(self._lost)
+        if self.counting:
+            phase.conflicts.append(self._lost)
         self._lost = 0
         self._outcome.ledger_size = max(self._outcome.ledger_size, len(data))
         return info
@@ -217,7 +223,7 @@ class _Process:
         # No lock around `outcome`: one actor runs at a time (clock.py).
         self.plan, self.outcome, self.clock, self.name = plan, outcome, clock, name
         self.objects = MemoryBackend(bucket, ORG)
-        records = _Ledger(MemoryBackend(bucket, RECORDS), outcome, clock)
+        self.records = records = _Ledger(MemoryBackend(bucket, RECORDS), outcome, clock)
         self.quota = Quota(
             records,
             self.objects,
@@ -242,6 +248,9 @@ class _Process:
             self._save(f"{self.name}/{index}", self.rng.randint(1, self.plan.max_size))
             index += 1
             self.clock.sleep(self.rng.uniform(0.9, 1.1))
+        self.records.counting = False
+        if not self.plan.release:
+            return
         try:
             self.quota.settle(release=True)
         except StorageUnavailableError:  # (the ledger kept changing: the lease expires)

@@ -22,7 +22,7 @@ from typing import Literal
 from objectstore_s3.errors import ObjectStoreError, StorageUnavailableError
 from objectstore_s3.transport.base import Backend
 
-from .account import LEASE_SECONDS, Account
+from .account import Account
 from .bookkeeper import Bookkeeper, Timer
 from .books import Shelf
 from .grants import Limits, grow, yield_unspent
@@ -41,6 +41,9 @@ _BUSY_SECONDS = 5.0  # a lease grown again within this is "busy": its grant doub
 # unsettled changes, none older than _SETTLE_SECONDS; else it goes to the ledger and
 # settles them.
 _MOST_DELTAS = 32
+# A steady store's grant covers its pace for this long (within the busy rule's 16x share):
+# two leases, since heartbeats renew it without the ledger; a grow every two minutes.
+_PACE_AHEAD = 120.0
 _SETTLE_SECONDS = 300.0
 
 Enforcement = Literal["exact", "best_effort", "off"]
@@ -298,7 +301,7 @@ class Quota:
 class Pace:
     """How a store has been spending, for the headroom of its next grant: its busy streak
     (grows in a row, each within _BUSY_SECONDS of the one before: each doubles its share)
-    and what it spent since its last grow, carried forward to its next renewal."""
+    and what it spent since its last grow, carried forward _PACE_AHEAD seconds."""
 
     def __init__(self) -> None:
         self._busy = 0
@@ -311,11 +314,11 @@ class Pace:
 
     def grow(self, now: float) -> tuple[int, int, int]:
         """At a grow (monotonic `now`): the busy streak, and the files and bytes the store
-        would spend at its recent pace until its next renewal (half a lease)."""
+        would spend at its recent pace in the next _PACE_AHEAD seconds."""
         elapsed = now - self._last_grow
         self._busy = self._busy + 1 if elapsed < _BUSY_SECONDS else 0
         self._last_grow = now
-        ahead = LEASE_SECONDS / 2 / elapsed if 0 < elapsed < math.inf else 0.0
+        ahead = _PACE_AHEAD / elapsed if 0 < elapsed < math.inf else 0.0
         files = int((self._spent[0] - self._at_grow[0]) * ahead)
         size = int((self._spent[1] - self._at_grow[1]) * ahead)
         self._at_grow = self._spent

@@ -448,7 +448,7 @@ def test_the_pace_is_what_was_spent_since_the_last_grow_carried_to_the_next_rene
     for _ in range(10):  # a save of 2 KiB a second
         pace.spent(1, 2048)
     busy, files, size = pace.grow(110.0)
-    assert (busy, files, size) == (0, 30, 30 * 2048)  # 10 s apart: not busy; 30 s ahead
+    assert (busy, files, size) == (0, 120, 120 * 2048)  # 10 s apart: not busy; 120 s ahead
     pace.spent(-1, -2048)  # a delete does not slow the pace
     assert pace.grow(111.0) == (1, 0, 0)  # a grow soon after the last one: busy
     points = {round(Books().renew_at) for _ in range(200)}  # the node's, in its books
