@@ -64,6 +64,9 @@ def grow(
         raise bytes_refused(key, size, limits.max_bytes, ledger.bytes, reserved)
     others = ledger.live_others(lease_id)
     busy, pace_files, pace_bytes = pace
+    near = limits.near(free_files, free_bytes)
+    if near:  # a quarter of the pace's horizon: what is left is not parked in leases
+        pace_files, pace_bytes = pace_files // 4, pace_bytes // 4
     state.allowance_files = max(state.allowance_files, 0) + max(want_files, 0)
     state.allowance_bytes = max(state.allowance_bytes, 0) + max(want_bytes, 0)
     state.allowance_files += grant_headroom(
@@ -72,7 +75,7 @@ def grow(
     state.allowance_bytes += grant_headroom(
         free_bytes - max(want_bytes, 0), others, _MOST_BYTES, busy, pace_bytes
     )
-    return limits.near(free_files, free_bytes)
+    return near
 
 
 def yield_unspent(ledger: Ledger, state: Account, lease_id: str, limits: Limits) -> bool:

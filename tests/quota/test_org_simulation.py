@@ -102,3 +102,23 @@ def test_a_seeded_run_repeats() -> None:
         second.files,
         second.bytes,
     )
+
+
+def test_a_hundred_nodes_cost_the_ledger_little_per_save_and_hold_their_limits() -> None:
+    """100 nodes x 4 processes fill an organization while a node dies: no limit passed,
+    the dead node's lease reclaimed within its bound, and while usage is below 80 % of
+    the limits a save costs at most 0.05 ledger requests (heartbeats included): the
+    node's processes share a lease, renewals are heartbeats, grants follow a node's pace
+    (docs/quotas.md, "The scaling argument"). The figures are virtual time's: the same on
+    any machine (a seeded run repeats)."""
+    grace = 10.0
+    plan = Plan(nodes=100, processes=4, seconds=300.0, seed=5, dead=1, kill_at=20.0, grace=grace)
+    outcome = simulate(plan, timeout=600)
+    assert outcome.reached >= plan.seconds
+    assert outcome.refused > 0  # it did reach a limit
+    assert not outcome.passed
+    assert outcome.unavailable == 0
+    below = outcome.phases["below 80%"]
+    assert below.ledger_requests / below.saves <= 0.05
+    assert outcome.reclaimed_after is not None
+    assert outcome.reclaimed_after <= LEASE_SECONDS + grace + RECOUNT_SECONDS + 2
