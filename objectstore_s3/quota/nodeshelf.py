@@ -11,18 +11,19 @@ is (with a recount that lists what its changes did: docs/quotas.md, "Nodes").
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
 
 from objectstore_s3.errors import LocalStorageError
-from objectstore_s3.fs import open_private, pid_alive, private_directory
+from objectstore_s3.fs import open_private, private_directory
 
 from .books import Books, BooksDamagedError
 
@@ -34,11 +35,6 @@ log = logging.getLogger("objectstore_s3")
 class NodeShelf:
     """The books of one node's lease, in the file `path` (its folder is made owner-only)."""
 
-    # This process's members that have not left: another shelf on the same books (a second
-    # store of the node in this process) tells a member of a store abandoned here (as a
-    # killed process would) from a live one, which the PID cannot.
-    _live: ClassVar[set[str]] = set()
-
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.RLock()
@@ -47,7 +43,7 @@ class NodeShelf:
         self._pid = os.getpid()
         self._seen = b""  # the file's content as last read or written by this process
         self._books: Books | None = None
-        self._members = 0
+        self._held: dict[str, int] = {}  # this shelf's members: their files' descriptors
 
     @contextmanager
     def hold(self) -> Iterator[Books]:
@@ -82,22 +78,48 @@ class NodeShelf:
         return cls(cache_dir / "quota" / f"{name}.books")
 
     def alive(self, member: str) -> bool:
-        pid, _, start = member.partition(".")
-        if not pid.isdigit() or int(pid) == os.getpid():
-            return member in self._live
-        # A reused PID is another process: its start time tells them apart.
-        recorded, now = start.partition(".")[0], _started(int(pid))
-        return pid_alive(int(pid)) and (not recorded or not now or recorded == now)
+        """Whether `member`'s process still runs: each member holds an `flock` on a file
+        of its own for its life, which the kernel lets go of when the process dies, in
+        whatever PID namespace (two containers sharing a cache_dir see different PIDs)."""
+        if member in self._held:
+            return True
+        if not member.isalnum():
+            return False  # no member's name (books changed by hand): nobody to wait for
+        try:
+            fd = open_private(self._member_path(member), "quota member file", os.O_RDWR)
+        except FileNotFoundError:
+            return False  # (a member joins the books only once its file is locked)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            self._member_path(member).unlink()  # (dead: nobody else will ever lock it)
+        return False
 
     def member(self) -> str:
         with self._lock:
-            self._members += 1
-            name = f"{os.getpid()}.{_started(os.getpid())}.{id(self)}.{self._members}"
-            self._live.add(name)
+            name = uuid.uuid4().hex[:16]
+            path = self._member_path(name)
+            private_directory(path.parent, "quota members folder")
+            fd = open_private(path, "quota member file", os.O_RDWR | os.O_CREAT)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a new file: nobody else knows its name
+            self._held[name] = fd
             return name
 
     def gone(self, member: str) -> None:
-        self._live.discard(member)
+        """`member` left (or was abandoned): its file is unlocked, so it is seen dead."""
+        with self._lock:
+            fd = self._held.pop(member, None)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    self._member_path(member).unlink()
+                os.close(fd)
+
+    def _member_path(self, member: str) -> Path:
+        return self._path.with_name(self._path.name + ".members") / member
 
     def close(self) -> None:
         with self._lock:
@@ -149,13 +171,3 @@ class NodeShelf:
                 "on the cache_dir's disk."
             ) from exc
         self._seen = data
-
-
-def _started(pid: int) -> str:
-    """The process's start time (clock ticks since boot, from /proc), "" if unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rpartition(b")")[2].split()
-        return fields[19].decode()
-    except (OSError, IndexError):
-        return ""
