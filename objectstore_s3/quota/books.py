@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .account import LEASE_SECONDS, Account, Delta
@@ -132,8 +132,10 @@ class Books:
 
 
 def _account_json(account: Account) -> dict[str, Any]:
-    raw = asdict(account)
+    # (by hand: dataclasses.asdict deep-copies, and the books are written on every save)
+    raw = dict(vars(account))
     raw["held"] = {token: list(pair) for token, pair in account.held.items()}
+    raw["deltas"] = [dict(vars(delta)) for delta in account.deltas]
     return raw
 
 
