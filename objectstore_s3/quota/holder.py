@@ -67,14 +67,6 @@ class Holder:
     def seq(self) -> int:
         return self._held().seq
 
-    @seq.setter
-    def seq(self, value: int) -> None:
-        self._held().seq = value
-
-    @property
-    def sealed(self) -> int:
-        return self._held().sealed
-
     @property
     def renew_at(self) -> float:
         return self._held().renew_at
